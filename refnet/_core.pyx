@@ -1,0 +1,380 @@
+"""Compiled twins of the reference kernels in :mod:`refnet.reference`.
+
+Every ``def`` here has a NumPy twin of the same name and parameters; read that
+one for the formula.  The same contract holds: **no input validation** (the
+public functions in :mod:`refnet.functional` do it), C-contiguous arrays of one
+dtype, ``out`` exactly an input or disjoint from all of them.
+
+Each operation is two layers, as in scikit-learn: a ``cdef ... noexcept nogil``
+kernel over raw pointers that states its math in one line, and a thin ``def``
+wrapper that releases the GIL and calls it.  ``floating`` makes one source
+serve float32 and float64; transcendental kernels work in double and round
+once, which makes their float32 results correctly rounded but for rare
+near-halfway cases.
+
+Argument notes: ``# IN`` is read, ``# OUT`` is written.  Axis letters in names
+say the shape: ``__r`` rows, ``__u`` units, ``__rk`` rows × (units·pieces).
+"""
+
+from cython cimport floating
+from libc.math cimport exp, fabs, tanh as libm_tanh, INFINITY
+
+
+# --- sigmoid and tanh ---------------------------------------------------------
+
+cdef inline double _sigmoid_of(double z) noexcept nogil:
+    """sigma(z) via e = exp(-|z|) in (0, 1], which cannot overflow."""
+    cdef double e = exp(-fabs(z))
+    return (1.0 if z >= 0 else e) / (1.0 + e)
+
+
+cdef inline double _sigmoid_derivative_of(double z) noexcept nogil:
+    """sigma'(z) = sigma(|z|) * sigma(-|z|), both factors accurate."""
+    cdef double e = exp(-fabs(z))
+    return (1.0 / (1.0 + e)) * (e / (1.0 + e))
+
+
+cdef inline double _tanh_derivative_of(double z) noexcept nogil:
+    """sech^2(z) = 4e / (1 + e)^2 with e = exp(-2|z|)."""
+    cdef double e = exp(-2.0 * fabs(z))
+    return 4.0 * e / ((1.0 + e) * (1.0 + e))
+
+
+cdef void _sigmoid(const floating* z, floating* out, Py_ssize_t n) noexcept nogil:
+    """out := 1 / (1 + exp(-z))"""
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = <floating>_sigmoid_of(z[i])
+
+
+cdef void _sigmoid_derivative(const floating* z, floating* out, Py_ssize_t n) noexcept nogil:
+    """out := sigma(z) * sigma(-z)"""
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = <floating>_sigmoid_derivative_of(z[i])
+
+
+cdef void _sigmoid_backward(const floating* grad_output, const floating* z, floating* out,
+                            Py_ssize_t n) noexcept nogil:
+    """out := grad_output * sigma(z) * sigma(-z)"""
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = <floating>(<double>grad_output[i] * _sigmoid_derivative_of(z[i]))
+
+
+cdef void _tanh(const floating* z, floating* out, Py_ssize_t n) noexcept nogil:
+    """out := tanh(z)"""
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = <floating>libm_tanh(z[i])
+
+
+cdef void _tanh_derivative(const floating* z, floating* out, Py_ssize_t n) noexcept nogil:
+    """out := sech(z)^2"""
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = <floating>_tanh_derivative_of(z[i])
+
+
+cdef void _tanh_backward(const floating* grad_output, const floating* z, floating* out,
+                         Py_ssize_t n) noexcept nogil:
+    """out := grad_output * sech(z)^2"""
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = <floating>(<double>grad_output[i] * _tanh_derivative_of(z[i]))
+
+
+def sigmoid(const floating[::1] z, floating[::1] out):
+    if z.shape[0]:
+        with nogil:
+            _sigmoid(&z[0], &out[0], z.shape[0])
+    return out.base
+
+
+def sigmoid_derivative(const floating[::1] z, floating[::1] out):
+    if z.shape[0]:
+        with nogil:
+            _sigmoid_derivative(&z[0], &out[0], z.shape[0])
+    return out.base
+
+
+def sigmoid_backward(const floating[::1] grad_output, const floating[::1] z, floating[::1] out):
+    if z.shape[0]:
+        with nogil:
+            _sigmoid_backward(&grad_output[0], &z[0], &out[0], z.shape[0])
+    return out.base
+
+
+def tanh(const floating[::1] z, floating[::1] out):
+    if z.shape[0]:
+        with nogil:
+            _tanh(&z[0], &out[0], z.shape[0])
+    return out.base
+
+
+def tanh_derivative(const floating[::1] z, floating[::1] out):
+    if z.shape[0]:
+        with nogil:
+            _tanh_derivative(&z[0], &out[0], z.shape[0])
+    return out.base
+
+
+def tanh_backward(const floating[::1] grad_output, const floating[::1] z, floating[::1] out):
+    if z.shape[0]:
+        with nogil:
+            _tanh_backward(&grad_output[0], &z[0], &out[0], z.shape[0])
+    return out.base
+
+
+# --- the ReLU family ----------------------------------------------------------
+
+cdef void _relu(const floating* z, floating* out, Py_ssize_t n) noexcept nogil:
+    """out := max(0, z), NaN propagating (NumPy's maximum keeps z when z >= 0 or z is NaN)"""
+    cdef Py_ssize_t i
+    cdef floating zi
+    for i in range(n):
+        zi = z[i]
+        out[i] = zi if (zi >= 0 or zi != zi) else 0
+
+
+cdef void _relu_derivative(const floating* z, floating* out, Py_ssize_t n) noexcept nogil:
+    """out := 1 if z > 0 else 0"""
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = 1 if z[i] > 0 else 0
+
+
+cdef void _relu_backward(const floating* grad_output, const floating* z, floating* out,
+                         Py_ssize_t n) noexcept nogil:
+    """out := grad_output if z > 0 else 0"""
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = grad_output[i] if z[i] > 0 else 0
+
+
+cdef void _leaky_relu(const floating* z, floating slope, floating* out, Py_ssize_t n) noexcept nogil:
+    """out := z if z > 0 else slope * z"""
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = z[i] if z[i] > 0 else slope * z[i]
+
+
+cdef void _leaky_relu_derivative(const floating* z, floating slope, floating* out,
+                                 Py_ssize_t n) noexcept nogil:
+    """out := 1 if z > 0 else slope"""
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = 1 if z[i] > 0 else slope
+
+
+cdef void _leaky_relu_backward(const floating* grad_output, const floating* z, floating slope,
+                               floating* out, Py_ssize_t n) noexcept nogil:
+    """out := grad_output if z > 0 else slope * grad_output"""
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = grad_output[i] if z[i] > 0 else slope * grad_output[i]
+
+
+def relu(const floating[::1] z, floating[::1] out):
+    if z.shape[0]:
+        with nogil:
+            _relu(&z[0], &out[0], z.shape[0])
+    return out.base
+
+
+def relu_derivative(const floating[::1] z, floating[::1] out):
+    if z.shape[0]:
+        with nogil:
+            _relu_derivative(&z[0], &out[0], z.shape[0])
+    return out.base
+
+
+def relu_backward(const floating[::1] grad_output, const floating[::1] z, floating[::1] out):
+    if z.shape[0]:
+        with nogil:
+            _relu_backward(&grad_output[0], &z[0], &out[0], z.shape[0])
+    return out.base
+
+
+def leaky_relu(const floating[::1] z, double slope, floating[::1] out):
+    if z.shape[0]:
+        with nogil:
+            _leaky_relu(&z[0], <floating>slope, &out[0], z.shape[0])
+    return out.base
+
+
+def leaky_relu_derivative(const floating[::1] z, double slope, floating[::1] out):
+    if z.shape[0]:
+        with nogil:
+            _leaky_relu_derivative(&z[0], <floating>slope, &out[0], z.shape[0])
+    return out.base
+
+
+def leaky_relu_backward(const floating[::1] grad_output, const floating[::1] z, double slope,
+                        floating[::1] out):
+    if z.shape[0]:
+        with nogil:
+            _leaky_relu_backward(&grad_output[0], &z[0], <floating>slope, &out[0], z.shape[0])
+    return out.base
+
+
+cdef void _prelu(const floating* z__ru, const floating* slope__u, floating* out__ru,
+                 Py_ssize_t rows, Py_ssize_t units) noexcept nogil:
+    """out[r, u] := z[r, u] if z[r, u] > 0 else slope[u] * z[r, u]"""
+    cdef Py_ssize_t r, u
+    cdef const floating* z__u
+    cdef floating* out__u
+    for r in range(rows):
+        z__u = z__ru + r * units
+        out__u = out__ru + r * units
+        for u in range(units):
+            out__u[u] = z__u[u] if z__u[u] > 0 else slope__u[u] * z__u[u]
+
+
+cdef void _prelu_backward(const floating* grad_output__ru, const floating* z__ru,
+                          const floating* slope__u, floating* grad_input__ru,
+                          floating* grad_slope__u, Py_ssize_t rows, Py_ssize_t units) noexcept nogil:
+    """grad_input[r, u] := g if z > 0 else slope[u] * g;  grad_slope[u] += sum_r (0 if z > 0 else g * z)
+
+    grad_slope arrives zeroed.  The slope gradient is summed row after row in the array's own dtype, the
+    order and precision in which NumPy reduces a C-ordered array over axis 0,
+    so the twins agree to the bit.
+    """
+    cdef Py_ssize_t r, u, offset
+    cdef floating g, zi
+    for r in range(rows):
+        for u in range(units):
+            offset = r * units + u
+            g = grad_output__ru[offset]
+            zi = z__ru[offset]
+            if zi > 0:
+                grad_input__ru[offset] = g
+            else:
+                grad_input__ru[offset] = slope__u[u] * g
+                grad_slope__u[u] += g * zi
+
+
+def prelu(const floating[:, ::1] z, const floating[::1] slope, floating[:, ::1] out):
+    if z.shape[0] and z.shape[1]:
+        with nogil:
+            _prelu(&z[0, 0], &slope[0], &out[0, 0], z.shape[0], z.shape[1])
+    return out.base
+
+
+def prelu_backward(const floating[:, ::1] grad_output, const floating[:, ::1] z,
+                   const floating[::1] slope, floating[:, ::1] grad_input,
+                   floating[::1] grad_slope):
+    grad_slope[:] = 0
+    if z.shape[0] and z.shape[1]:
+        with nogil:
+            _prelu_backward(&grad_output[0, 0], &z[0, 0], &slope[0], &grad_input[0, 0],
+                            &grad_slope[0], z.shape[0], z.shape[1])
+    return grad_input.base, grad_slope.base
+
+
+# --- softmax ------------------------------------------------------------------
+
+cdef void _softmax_row(const floating* z, floating* out, Py_ssize_t n) noexcept nogil:
+    """out := exp(z - max z) / sum(exp(z - max z))"""
+    cdef Py_ssize_t j
+    cdef double row_max = -INFINITY, total = 0.0, e
+    for j in range(n):
+        if z[j] > row_max or z[j] != z[j]:   # a NaN sticks, as in NumPy's max
+            row_max = z[j]
+    for j in range(n):
+        e = exp(<double>z[j] - row_max)
+        total += e
+        if floating is double:
+            out[j] = e   # exact; float32 recomputes e below rather than round it twice
+    for j in range(n):
+        if floating is double:
+            out[j] = out[j] / total
+        else:
+            out[j] = <float>(exp(<double>z[j] - row_max) / total)
+
+
+cdef void _softmax_backward_row(const floating* grad_output, const floating* output,
+                                floating* out, Py_ssize_t n) noexcept nogil:
+    """out := s * (g - sum(g * s))"""
+    cdef Py_ssize_t j
+    cdef double dot = 0.0
+    for j in range(n):
+        dot += <double>grad_output[j] * <double>output[j]
+    for j in range(n):
+        out[j] = <floating>(<double>output[j] * (<double>grad_output[j] - dot))
+
+
+def softmax(const floating[:, ::1] z, floating[:, ::1] out):
+    cdef Py_ssize_t r
+    if z.shape[0] and z.shape[1]:
+        with nogil:
+            for r in range(z.shape[0]):
+                _softmax_row(&z[r, 0], &out[r, 0], z.shape[1])
+    return out.base
+
+
+def softmax_backward(const floating[:, ::1] grad_output, const floating[:, ::1] output,
+                     floating[:, ::1] out):
+    cdef Py_ssize_t r
+    if output.shape[0] and output.shape[1]:
+        with nogil:
+            for r in range(output.shape[0]):
+                _softmax_backward_row(&grad_output[r, 0], &output[r, 0], &out[r, 0],
+                                      output.shape[1])
+    return out.base
+
+
+# --- Maxout -------------------------------------------------------------------
+
+cdef inline Py_ssize_t _winner(const floating* group, Py_ssize_t pieces) noexcept nogil:
+    """argmax of one group, NumPy's rules: first maximum wins ties, first NaN beats all."""
+    cdef Py_ssize_t p, best_p = 0
+    cdef floating best = group[0], v
+    if best != best:
+        return 0
+    for p in range(1, pieces):
+        v = group[p]
+        if v > best:
+            best = v
+            best_p = p
+        elif v != v:
+            return p
+    return best_p
+
+
+cdef void _maxout(const floating* z__rk, floating* out__ru, Py_ssize_t n_units,
+                  Py_ssize_t pieces) noexcept nogil:
+    """out[i] := max(z[i*k : (i+1)*k]) over all n_units = rows * units groups"""
+    cdef Py_ssize_t i
+    cdef const floating* group
+    for i in range(n_units):
+        group = z__rk + i * pieces
+        out__ru[i] = group[_winner(group, pieces)]
+
+
+cdef void _maxout_backward(const floating* grad_output__ru, const floating* z__rk,
+                           floating* out__rk, Py_ssize_t n_units, Py_ssize_t pieces) noexcept nogil:
+    """out[i*k + p] := grad_output[i] if p is group i's winner else 0"""
+    cdef Py_ssize_t i, p, winner
+    for i in range(n_units):
+        # The winner is found before the group is written, so out may be z itself.
+        winner = _winner(z__rk + i * pieces, pieces)
+        for p in range(pieces):
+            out__rk[i * pieces + p] = grad_output__ru[i] if p == winner else 0
+
+
+def maxout(const floating[:, ::1] z, Py_ssize_t pieces, floating[:, ::1] out):
+    cdef Py_ssize_t n_units = out.shape[0] * out.shape[1]
+    if n_units:
+        with nogil:
+            _maxout(&z[0, 0], &out[0, 0], n_units, pieces)
+    return out.base
+
+
+def maxout_backward(const floating[:, ::1] grad_output, const floating[:, ::1] z,
+                    Py_ssize_t pieces, floating[:, ::1] out):
+    cdef Py_ssize_t n_units = grad_output.shape[0] * grad_output.shape[1]
+    if n_units:
+        with nogil:
+            _maxout_backward(&grad_output[0, 0], &z[0, 0], &out[0, 0], n_units, pieces)
+    return out.base

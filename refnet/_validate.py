@@ -1,0 +1,115 @@
+"""Argument checks shared by every public function.
+
+Everything a compiled kernel assumes is established here, in Python, before any
+``nogil`` code runs: the dtype, C-contiguity, shapes, and an ``out`` that is safe
+to write.  Errors name the argument and say what was expected.  Nothing here
+modifies a caller's array.
+"""
+
+import operator
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def float_array(x, name):
+    """Return ``x`` as a C-contiguous float32 or float64 ndarray.
+
+    Lists and scalars are converted with :func:`numpy.asarray` (so Python floats
+    become float64); any other dtype, integers included, is a ``TypeError``
+    rather than a silent cast.  Non-contiguous input is copied, never modified.
+    """
+    try:
+        array = np.asarray(x)
+    except (ValueError, TypeError) as error:
+        raise TypeError(f"{name} must be an array of floats; {error}") from None
+    if array.dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{name} must have dtype float32 or float64, got {array.dtype}"
+        )
+    # Not np.ascontiguousarray: it turns a 0-d array into a 1-d one.
+    return array if array.flags.c_contiguous else array.copy(order="C")
+
+
+def like(x, name, dtype, shape, source):
+    """Return ``x`` as an array of the given dtype and shape, or raise.
+
+    ``source`` names where the expectation comes from, for the message
+    (for example ``"z"``).
+    """
+    array = float_array(x, name)
+    if array.dtype != dtype:
+        raise TypeError(f"{name} must have the dtype of {source} ({dtype}), got {array.dtype}")
+    if array.shape != tuple(shape):
+        raise ValueError(f"{name} must have the shape of {source} {tuple(shape)}, got {array.shape}")
+    return array
+
+
+def at_least_1d(array, name):
+    """Raise unless ``array`` has an axis to work along."""
+    if array.ndim == 0:
+        raise ValueError(f"{name} must have at least 1 dimension, got a 0-d array")
+
+
+def finite_scalar(value, name):
+    """Return ``value`` as a finite Python float, or raise."""
+    if isinstance(value, (bool, np.bool_)) or np.ndim(value) != 0:
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, got {value!r}") from None
+    if not np.isfinite(number):
+        raise ValueError(f"{name} must be finite, got {number}")
+    return number
+
+
+def positive_int(value, name):
+    """Return ``value`` as an int >= 1, or raise."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {value!r}") from None
+    if number < 1:
+        raise ValueError(f"{name} must be a positive integer, got {number}")
+    return number
+
+
+def output(out, shape, dtype, inputs, name="out"):
+    """Check a caller's ``out`` (or allocate one) and say where the kernel writes.
+
+    Returns ``(target, result)``: the kernel writes into ``target``; ``result``
+    is what the caller gets back.  ``target`` is ``result`` unless ``out``
+    partly overlaps an input, which the kernels do not allow: then the kernel
+    writes a fresh array that is copied into ``out`` afterwards, as NumPy's
+    ufuncs do.  ``out`` that *is* an input (same memory, same layout) is
+    written in place.
+    """
+    if out is None:
+        result = np.empty(shape, dtype=dtype)
+        return result, result
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype}, got {out.dtype}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {out.shape}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} must be writeable, got a read-only array")
+    for array in inputs:
+        if np.may_share_memory(out, array) and not _same_view(out, array):
+            return np.empty(shape, dtype=dtype), out
+    return out, out
+
+
+def _same_view(a, b):
+    return (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.shape == b.shape
+        and a.strides == b.strides
+    )

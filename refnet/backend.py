@@ -1,0 +1,57 @@
+"""Which implementation the public functions run: compiled (default) or reference.
+
+The two backends have the same kernels under the same names and signatures
+(a test proves it): :mod:`refnet._core`, compiled, and :mod:`refnet.reference`,
+the formulas as readable NumPy.  Run on the reference to step through the math
+in a debugger, or to check a result against its plain transcription::
+
+    with refnet.use_backend("reference"):
+        refnet.sigmoid(z)          # runs refnet.reference.activations.sigmoid
+
+    refnet.set_backend("reference")    # for the rest of this thread / task
+
+The choice is held in a :class:`contextvars.ContextVar`, so threads and asyncio
+tasks each have their own and a ``with`` block never leaks into another.
+"""
+
+import contextlib
+import contextvars
+
+from . import _core, reference
+
+__all__ = ["BACKENDS", "get_backend", "set_backend", "use_backend", "active"]
+
+BACKENDS = {"compiled": _core, "reference": reference}
+
+_current = contextvars.ContextVar("refnet_backend", default="compiled")
+
+
+def _checked(name):
+    if name not in BACKENDS:
+        raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {name!r}")
+    return name
+
+
+def get_backend():
+    """Name of the active backend: ``"compiled"`` or ``"reference"``."""
+    return _current.get()
+
+
+def set_backend(name):
+    """Make ``name`` (``"compiled"`` or ``"reference"``) the active backend."""
+    _current.set(_checked(name))
+
+
+@contextlib.contextmanager
+def use_backend(name):
+    """Run the body of a ``with`` block on backend ``name``, then restore the previous one."""
+    token = _current.set(_checked(name))
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def active():
+    """The module of kernels the public functions dispatch to now."""
+    return BACKENDS[_current.get()]

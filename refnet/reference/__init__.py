@@ -1,0 +1,10 @@
+"""The reference backend: every kernel as a readable NumPy transcription of its formula.
+
+One module per family; each kernel has a compiled twin of the same name and
+signature in :mod:`refnet._core`.
+"""
+
+from .activations import *  # noqa: F403 -- the kernels are this package's namespace
+from .activations import __all__ as _activations
+
+__all__ = list(_activations)
