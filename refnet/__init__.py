@@ -6,6 +6,7 @@ functions here validate their arguments and run the active backend
 (:func:`use_backend`, :func:`set_backend`).
 """
 
+from . import bayes
 from .backend import get_backend, set_backend, use_backend
 from .functional import (
     leaky_relu,
@@ -31,6 +32,7 @@ from .functional import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "bayes",
     "get_backend",
     "set_backend",
     "use_backend",

@@ -236,9 +236,7 @@ cdef void _prelu_backward(const floating* grad_output__ru, const floating* z__ru
                           floating* grad_slope__u, Py_ssize_t rows, Py_ssize_t units) noexcept nogil:
     """grad_input[r, u] := g if z > 0 else slope[u] * g;  grad_slope[u] += sum_r (0 if z > 0 else g * z)
 
-    grad_slope arrives zeroed.  The slope gradient is summed row after row in the array's own dtype, the
-    order and precision in which NumPy reduces a C-ordered array over axis 0,
-    so the twins agree to the bit.
+    grad_slope arrives zeroed and is summed row after row in the array's dtype.
     """
     cdef Py_ssize_t r, u, offset
     cdef floating g, zi

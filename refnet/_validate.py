@@ -6,6 +6,8 @@ to write.  Errors name the argument and say what was expected.  Nothing here
 modifies a caller's array.
 """
 
+import math
+import numbers
 import operator
 
 import numpy as np
@@ -53,14 +55,16 @@ def at_least_1d(array, name):
 
 
 def finite_scalar(value, name):
-    """Return ``value`` as a finite Python float, or raise."""
-    if isinstance(value, (bool, np.bool_)) or np.ndim(value) != 0:
+    """Return ``value`` as a finite Python float, or raise.
+
+    Real numbers (Python or NumPy, or a 0-d real array) only: not bools, not
+    strings, not sequences.
+    """
+    is_real_array = isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf"
+    if isinstance(value, (bool, np.bool_)) or not (isinstance(value, numbers.Real) or is_real_array):
         raise TypeError(f"{name} must be a real number, got {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {value!r}") from None
-    if not np.isfinite(number):
+    number = float(value)
+    if not math.isfinite(number):
         raise ValueError(f"{name} must be finite, got {number}")
     return number
 

@@ -1,0 +1,141 @@
+"""Accuracy of the transcendental activations against an extended-precision oracle.
+
+The oracle evaluates each formula in ``np.longdouble`` (x87 extended, 64-bit
+significand, on x86-64): its own error is ~2^-63 relative, 2^10 times below one
+float64 ulp, so the measured error is refnet's.  Where ``longdouble`` is plain
+double (Windows, some ARM builds) these tests are skipped.
+
+The bounds (``BOUND_ULP``) are in ulp of the result: for float64 from the error
+analysis of each formula; float32 results are computed in double and rounded
+once, so they are within 0.5 ulp plus a double-precision error far below one
+float32 ulp.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+import refnet
+from floats import DTYPES, floats, ulp_distance, ulp_error
+
+pytestmark = pytest.mark.skipif(
+    np.finfo(np.longdouble).nmant < 63, reason="np.longdouble is not an extended-precision type here"
+)
+
+L = np.longdouble
+
+
+def _sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def _sigmoid_derivative(z):
+    e = np.exp(-np.abs(z))
+    return e / (1 + e) ** 2
+
+
+def _tanh_derivative(z):
+    return 1 / np.cosh(z) ** 2
+
+
+def oracle(name, z):
+    """The exact value of ``name`` at ``z``, to ~2^-63; exp and cosh overflow to inf
+    where the true result is 0 or 1 to far beyond float64, which the formulas honour."""
+    with np.errstate(over="ignore"):
+        return ORACLES[name](z.astype(L))
+
+
+ORACLES = {
+    "sigmoid": _sigmoid,
+    "sigmoid_derivative": _sigmoid_derivative,
+    "tanh": np.tanh,
+    "tanh_derivative": _tanh_derivative,
+}
+
+# float64 bounds in ulp.  sigmoid: exp (<= 1 ulp in glibc and NumPy), 1 + e and the
+# division (0.5 ulp each) give <= 2.5u relative for z >= 0 and <= 4.5u for z < 0,
+# i.e. <= 5 ulp.  sigma' multiplies two such factors (+0.5): <= 9.5.  tanh: libm's
+# documented 2 ulp, +1 for NumPy's SIMD tanh on the reference backend.
+# sech^2 = 4e/(1+e)^2: exp, the sum (doubled by squaring), the square and the
+# division: <= 8.  The measured maxima are 2.2, 4.2, 2.0 and 3.8 ulp.
+BOUND_ULP = {
+    np.dtype(np.float64): {"sigmoid": 5, "sigmoid_derivative": 9.5, "tanh": 3, "tanh_derivative": 8},
+    np.dtype(np.float32): {"sigmoid": 1, "sigmoid_derivative": 1, "tanh": 1, "tanh_derivative": 1},
+}
+
+
+def _dense_sample(dtype, seed=0):
+    """Every decade of magnitude from the smallest subnormal to the largest float, both signs."""
+    rng = np.random.default_rng(seed)
+    info = np.finfo(dtype)
+    magnitudes = np.concatenate([
+        np.geomspace(float(info.smallest_subnormal), float(info.max) / 4, 20_000),
+        rng.uniform(0, 50, 20_000),
+        rng.uniform(0, 1e-3, 5_000),
+        [0.0, info.smallest_subnormal, info.tiny, 1.0, 36.0, 37.0, 709.0, 710.0, 745.0, 800.0, info.max],
+    ]).astype(dtype)
+    return np.concatenate([magnitudes, -magnitudes])
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", sorted(ORACLES))
+def test_error_within_bound_over_the_whole_range(name, dtype, backend):
+    z = _dense_sample(dtype)
+    with refnet.use_backend(backend):
+        got = getattr(refnet, name)(z)
+    error = ulp_error(got, oracle(name, z), dtype)
+    worst = int(np.argmax(error))
+    assert error[worst] <= BOUND_ULP[np.dtype(dtype)][name], f"{error[worst]:.2f} ulp at z = {z[worst]!r}"
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+@pytest.mark.parametrize("name", sorted(ORACLES))
+@given(data=st.data())
+def test_error_within_bound_for_drawn_inputs(name, backend, data):
+    dtype = data.draw(st.sampled_from(DTYPES))
+    z = np.array(data.draw(st.lists(floats(dtype), min_size=1, max_size=20)), dtype=dtype)
+    with refnet.use_backend(backend):
+        got = getattr(refnet, name)(z)
+    error = ulp_error(got, oracle(name, z), dtype)
+    assert error.max() <= BOUND_ULP[np.dtype(dtype)][name]
+
+
+@pytest.mark.parametrize("name", sorted(ORACLES))
+@given(data=st.data())
+@example(data=None)
+def test_compiled_and_reference_agree_within_both_bounds(name, data):
+    """Each backend is within its bound of the truth, so they are within twice it of each other."""
+    if data is None:
+        dtype, z = np.float64, _dense_sample(np.float64)
+    else:
+        dtype = data.draw(st.sampled_from(DTYPES))
+        z = np.array(data.draw(st.lists(floats(dtype), min_size=1, max_size=20)), dtype=dtype)
+    compiled = getattr(refnet, name)(z)
+    with refnet.use_backend("reference"):
+        reference = getattr(refnet, name)(z)
+    # Both round the same double-precision value for float32 unless it sits within
+    # a double ulp of a halfway point: at most one float32 ulp apart.
+    tolerance = 2 * BOUND_ULP[np.dtype(dtype)][name] if dtype == np.float64 else 1
+    assert ulp_distance(compiled, reference).max() <= tolerance
+
+
+def test_sigmoid_tails_are_exact_where_the_answer_is_known():
+    assert refnet.sigmoid(np.float64(-800.0)) == 0.0
+    assert refnet.sigmoid(np.float64(800.0)) == 1.0
+    assert refnet.sigmoid(np.float32(-200.0)) == 0.0
+    assert refnet.sigmoid(np.float32(200.0)) == 1.0
+    finfo = np.finfo(np.float64)
+    np.testing.assert_array_equal(refnet.sigmoid(np.array([-finfo.max, finfo.max])), [0.0, 1.0])
+
+
+@pytest.mark.parametrize("dtype, z", [(np.float64, 37.0), (np.float64, 700.0), (np.float32, 20.0), (np.float32, 100.0)])
+def test_sigmoid_derivative_keeps_the_tail_where_the_naive_formula_is_zero(dtype, z):
+    z = dtype(z)
+    naive = refnet.sigmoid(z) * (1 - refnet.sigmoid(z))
+    exact = _sigmoid_derivative(L(z))
+    got = refnet.sigmoid_derivative(z)
+    assert naive == 0
+    assert got > 0
+    assert ulp_error(got, exact, dtype) <= BOUND_ULP[np.dtype(dtype)]["sigmoid_derivative"]
