@@ -17,7 +17,17 @@ tasks each have their own and a ``with`` block never leaks into another.
 import contextlib
 import contextvars
 
-from . import _core, reference
+from . import reference
+
+try:
+    from . import _core
+except ImportError as error:  # pragma: no cover - depends on how refnet was imported
+    raise ImportError(
+        "refnet's compiled core (refnet._core) is missing. If you are inside the "
+        "repository, Python imported the source folder: run from another directory, "
+        "use the `pytest` or `refnet` commands rather than `python -m ...`, or install "
+        "with `pip install --no-build-isolation -e .`."
+    ) from error
 
 __all__ = ["BACKENDS", "get_backend", "set_backend", "use_backend", "active"]
 

@@ -84,3 +84,18 @@ def test_unknown_backend_is_a_value_error():
         with refnet.use_backend("fast"):
             pass
 
+
+
+def test_stub_file_declares_every_compiled_kernel_with_its_parameters():
+    """The hand-written _core.pyi is installed beside the module and matches it."""
+    import ast
+    from pathlib import Path
+
+    stub = Path(refnet.__file__).with_name("_core.pyi")
+    declared = {
+        node.name: [arg.arg for arg in node.args.args]
+        for node in ast.parse(stub.read_text()).body
+        if isinstance(node, ast.FunctionDef)
+    }
+    actual = {name: list(inspect.signature(f).parameters) for name, f in COMPILED.items()}
+    assert declared == actual

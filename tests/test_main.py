@@ -1,0 +1,36 @@
+"""The `refnet` command: a verification report that passes, and that can fail."""
+
+import io
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import refnet
+from refnet import _verify
+
+
+def test_report_passes_and_names_every_identity():
+    stream = io.StringIO()
+    assert _verify.report(stream)
+    text = stream.getvalue()
+    assert "FAIL" not in text
+    for claim in ["1/4", "Bayes", "Maxout", "softmax", "sigma(-z)"]:
+        assert claim in text
+
+
+def test_report_fails_when_an_identity_is_broken(monkeypatch):
+    """A sigmoid derivative computed the naive way loses the tail: the report must say so."""
+    naive = lambda z, out=None: refnet.sigmoid(z) * (1 - refnet.sigmoid(z))  # noqa: E731
+    monkeypatch.setattr(_verify.F, "sigmoid_derivative", naive)
+    stream = io.StringIO()
+    assert not _verify.report(stream)
+    assert "[FAIL] sigma'(40) keeps its tail" in stream.getvalue()
+
+
+@pytest.mark.skipif(shutil.which("refnet") is None, reason="the refnet command is not on PATH")
+def test_console_script_exits_zero():
+    result = subprocess.run(["refnet"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All identities hold." in result.stdout
