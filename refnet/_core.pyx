@@ -17,7 +17,7 @@ say the shape: ``__r`` rows, ``__u`` units, ``__rk`` rows × (units·pieces).
 """
 
 from cython cimport floating
-from libc.math cimport exp, fabs, tanh as libm_tanh, INFINITY
+from libc.math cimport copysign, exp, expm1, fabs, INFINITY
 
 
 # --- sigmoid and tanh ---------------------------------------------------------
@@ -25,7 +25,13 @@ from libc.math cimport exp, fabs, tanh as libm_tanh, INFINITY
 cdef inline double _sigmoid_of(double z) noexcept nogil:
     """sigma(z) via e = exp(-|z|) in (0, 1], which cannot overflow."""
     cdef double e = exp(-fabs(z))
-    return (1.0 if z >= 0 else e) / (1.0 + e)
+    # The numerator is 1 for z >= 0, e for z < 0.  Picked by indexing rather than
+    # by `1 if z >= 0 else e`, which gcc compiles to a branch that random signs
+    # mispredict half the time (measured: 2x slower).
+    cdef double numerators[2]
+    numerators[0] = 1.0
+    numerators[1] = e
+    return numerators[z < 0] / (1.0 + e)
 
 
 cdef inline double _sigmoid_derivative_of(double z) noexcept nogil:
@@ -62,11 +68,21 @@ cdef void _sigmoid_backward(const floating* grad_output, const floating* z, floa
         out[i] = <floating>(<double>grad_output[i] * _sigmoid_derivative_of(z[i]))
 
 
+cdef inline double _tanh_of(double z) noexcept nogil:
+    """tanh(z) = -t / (2 + t) with t = expm1(-2|z|), sign of z.
+
+    expm1 keeps 1 - e^(-2|z|) accurate near 0, where 1 - exp would cancel.  The
+    formula of musl's tanh; here twice as fast as glibc's, within 3 ulp (tested).
+    """
+    cdef double t = expm1(-2.0 * fabs(z))
+    return copysign(-t / (2.0 + t), z)
+
+
 cdef void _tanh(const floating* z, floating* out, Py_ssize_t n) noexcept nogil:
     """out := tanh(z)"""
     cdef Py_ssize_t i
     for i in range(n):
-        out[i] = <floating>libm_tanh(z[i])
+        out[i] = <floating>_tanh_of(z[i])
 
 
 cdef void _tanh_derivative(const floating* z, floating* out, Py_ssize_t n) noexcept nogil:
@@ -129,34 +145,42 @@ def tanh_backward(const floating[::1] grad_output, const floating[::1] z, floati
 # --- the ReLU family ----------------------------------------------------------
 
 cdef void _relu(const floating* z, floating* out, Py_ssize_t n) noexcept nogil:
-    """out := max(0, z), NaN propagating (NumPy's maximum keeps z when z >= 0 or z is NaN)"""
+    """out := max(0, z), NaN propagating"""
     cdef Py_ssize_t i
     cdef floating zi
     for i in range(n):
         zi = z[i]
-        out[i] = zi if (zi >= 0 or zi != zi) else 0
+        # "not below 0" keeps NaN and -0.0 as NumPy's maximum(z, 0) does, in one comparison.
+        out[i] = zi if not zi < 0 else 0
 
 
 cdef void _relu_derivative(const floating* z, floating* out, Py_ssize_t n) noexcept nogil:
     """out := 1 if z > 0 else 0"""
     cdef Py_ssize_t i
     for i in range(n):
-        out[i] = 1 if z[i] > 0 else 0
+        out[i] = z[i] > 0
 
 
 cdef void _relu_backward(const floating* grad_output, const floating* z, floating* out,
                          Py_ssize_t n) noexcept nogil:
     """out := grad_output if z > 0 else 0"""
+    # Each loop below loads every operand before choosing, so that gcc turns the
+    # choice into a vector blend instead of a branch (a conditional load blocks it).
     cdef Py_ssize_t i
+    cdef floating g
     for i in range(n):
-        out[i] = grad_output[i] if z[i] > 0 else 0
+        g = grad_output[i]
+        out[i] = g if z[i] > 0 else 0
 
 
 cdef void _leaky_relu(const floating* z, floating slope, floating* out, Py_ssize_t n) noexcept nogil:
     """out := z if z > 0 else slope * z"""
     cdef Py_ssize_t i
+    cdef floating zi, scaled
     for i in range(n):
-        out[i] = z[i] if z[i] > 0 else slope * z[i]
+        zi = z[i]
+        scaled = slope * zi
+        out[i] = zi if zi > 0 else scaled
 
 
 cdef void _leaky_relu_derivative(const floating* z, floating slope, floating* out,
@@ -171,8 +195,11 @@ cdef void _leaky_relu_backward(const floating* grad_output, const floating* z, f
                                floating* out, Py_ssize_t n) noexcept nogil:
     """out := grad_output if z > 0 else slope * grad_output"""
     cdef Py_ssize_t i
+    cdef floating g, scaled
     for i in range(n):
-        out[i] = grad_output[i] if z[i] > 0 else slope * grad_output[i]
+        g = grad_output[i]
+        scaled = slope * g
+        out[i] = g if z[i] > 0 else scaled
 
 
 def relu(const floating[::1] z, floating[::1] out):
@@ -224,11 +251,14 @@ cdef void _prelu(const floating* z__ru, const floating* slope__u, floating* out_
     cdef Py_ssize_t r, u
     cdef const floating* z__u
     cdef floating* out__u
+    cdef floating zi, scaled
     for r in range(rows):
         z__u = z__ru + r * units
         out__u = out__ru + r * units
         for u in range(units):
-            out__u[u] = z__u[u] if z__u[u] > 0 else slope__u[u] * z__u[u]
+            zi = z__u[u]
+            scaled = slope__u[u] * zi
+            out__u[u] = zi if zi > 0 else scaled
 
 
 cdef void _prelu_backward(const floating* grad_output__ru, const floating* z__ru,
@@ -239,17 +269,15 @@ cdef void _prelu_backward(const floating* grad_output__ru, const floating* z__ru
     grad_slope arrives zeroed and is summed row after row in the array's dtype.
     """
     cdef Py_ssize_t r, u, offset
-    cdef floating g, zi
+    cdef floating g, zi, scaled
     for r in range(rows):
         for u in range(units):
             offset = r * units + u
             g = grad_output__ru[offset]
             zi = z__ru[offset]
-            if zi > 0:
-                grad_input__ru[offset] = g
-            else:
-                grad_input__ru[offset] = slope__u[u] * g
-                grad_slope__u[u] += g * zi
+            scaled = slope__u[u] * g
+            grad_input__ru[offset] = g if zi > 0 else scaled
+            grad_slope__u[u] += 0 if zi > 0 else g * zi
 
 
 def prelu(const floating[:, ::1] z, const floating[::1] slope, floating[:, ::1] out):

@@ -205,8 +205,9 @@ class TestEmpty:
 
 
 @pytest.mark.parametrize("backend", ["compiled", "reference"])
-@given(z=dtype_and_array(shape=nonscalar_shapes, allow_nan=True, allow_infinity=True), data=st.data())
-def test_inputs_are_never_modified(backend, z, data):
+# Bounded so that no sum overflows: what is under test here is that nothing is written.
+@given(z=dtype_and_array(shape=nonscalar_shapes, allow_nan=True, min_value=-1e30, max_value=1e30))
+def test_inputs_are_never_modified(backend, z):
     original = z.copy()
     grad = np.ones_like(z)
     with refnet.use_backend(backend):
