@@ -316,44 +316,33 @@ def central_difference(f, z, h=1e-6):
     return (f(z + h) - f(z - h)) / (2 * h)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize(
-    "forward, derivative",
-    [
-        (refnet.sigmoid, refnet.sigmoid_derivative),
-        (refnet.tanh, refnet.tanh_derivative),
-        (refnet.relu, refnet.relu_derivative),
-        (refnet.leaky_relu, refnet.leaky_relu_derivative),
-        (lambda z: refnet.leaky_relu(z, 0.3), lambda z: refnet.leaky_relu_derivative(z, 0.3)),
-    ],
-)
-@given(z=arrays(np.float64, st.integers(1, 20), min_value=-8, max_value=8))
-def test_derivatives_match_central_differences(backend, forward, derivative, z):
-    assume(np.all(np.abs(z) > 1e-3))  # away from the kinks at 0
-    with refnet.use_backend(backend):
-        # h = 1e-6: truncation error h^2/6 |f'''| <= 1e-13, rounding 1e-16 / h = 1e-10.
-        np.testing.assert_allclose(derivative(z), central_difference(forward, z), rtol=1e-7, atol=1e-9)
+ELEMENTWISE_TRIPLES = {
+    "sigmoid": (refnet.sigmoid, refnet.sigmoid_derivative, refnet.sigmoid_backward),
+    "tanh": (refnet.tanh, refnet.tanh_derivative, refnet.tanh_backward),
+    "relu": (refnet.relu, refnet.relu_derivative, refnet.relu_backward),
+    "leaky_relu": (refnet.leaky_relu, refnet.leaky_relu_derivative, refnet.leaky_relu_backward),
+    "leaky_relu(0.3)": (
+        lambda z: refnet.leaky_relu(z, 0.3),
+        lambda z: refnet.leaky_relu_derivative(z, 0.3),
+        lambda g, z: refnet.leaky_relu_backward(g, z, 0.3),
+    ),
+}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize(
-    "forward, backward",
-    [
-        (refnet.sigmoid, refnet.sigmoid_backward),
-        (refnet.tanh, refnet.tanh_backward),
-        (refnet.relu, refnet.relu_backward),
-        (refnet.leaky_relu, refnet.leaky_relu_backward),
-    ],
-)
+@pytest.mark.parametrize("name", ELEMENTWISE_TRIPLES)
 @given(data=st.data())
-def test_backward_is_the_chain_rule(backend, forward, backward, data):
+def test_derivative_and_backward_match_central_differences(backend, name, data):
+    forward, derivative, backward = ELEMENTWISE_TRIPLES[name]
     n = data.draw(st.integers(1, 20))
     z = data.draw(arrays(np.float64, n, min_value=-8, max_value=8))
     grad = data.draw(arrays(np.float64, n, min_value=-3, max_value=3))
-    assume(np.all(np.abs(z) > 1e-3))
+    assume(np.all(np.abs(z) > 1e-3))  # away from the kinks at 0
     with refnet.use_backend(backend):
-        expected = grad * central_difference(forward, z)
-        np.testing.assert_allclose(backward(grad, z), expected, rtol=1e-7, atol=1e-9)
+        # h = 1e-6: truncation error h^2/6 |f'''| <= 1e-13, rounding 1e-16 / h = 1e-10.
+        slope = central_difference(forward, z)
+        np.testing.assert_allclose(derivative(z), slope, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(backward(grad, z), grad * slope, rtol=1e-7, atol=1e-9)
 
 
 def loss_gradient(loss, z, h=1e-6):
