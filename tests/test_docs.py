@@ -4,11 +4,11 @@ import doctest
 
 import pytest
 
-import refnet
-from refnet import bayes, functional
+from refnet import functional
 
 
-@pytest.mark.parametrize("module", [functional, bayes, refnet.reference.activations], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [functional], ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0
     assert result.failed == 0
