@@ -27,6 +27,13 @@ from .functional import (
     tanh_backward,
     tanh_derivative,
 )
+from .functional import dense, dense_backward
+from .losses import (
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    mean_squared_error,
+    softmax_cross_entropy,
+)
 
 __version__ = "0.1.0"
 
@@ -52,4 +59,10 @@ __all__ = [
     "tanh",
     "tanh_backward",
     "tanh_derivative",
+    "dense",
+    "dense_backward",
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
+    "mean_squared_error",
+    "softmax_cross_entropy",
 ]

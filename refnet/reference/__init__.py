@@ -6,5 +6,9 @@ signature in :mod:`refnet._core`.
 
 from .activations import *  # noqa: F403 -- the kernels are this package's namespace
 from .activations import __all__ as _activations
+from .dense import *  # noqa: F403
+from .dense import __all__ as _dense
+from .losses import *  # noqa: F403
+from .losses import __all__ as _losses
 
-__all__ = list(_activations)
+__all__ = list(_activations) + [name for name in _dense if name != "DENSE_ACTIVATIONS"] + list(_losses)
