@@ -28,12 +28,14 @@ from .functional import (
     tanh_derivative,
 )
 from .functional import dense, dense_backward
+from .layers import Dense, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, Tanh
 from .losses import (
     binary_cross_entropy_with_logits,
     cross_entropy,
     mean_squared_error,
     softmax_cross_entropy,
 )
+from .network import GradientNorms, History, Sequential
 
 __version__ = "0.1.0"
 
@@ -65,4 +67,14 @@ __all__ = [
     "cross_entropy",
     "mean_squared_error",
     "softmax_cross_entropy",
+    "Dense",
+    "LeakyReLU",
+    "Maxout",
+    "PReLU",
+    "ReLU",
+    "Sigmoid",
+    "Tanh",
+    "Sequential",
+    "History",
+    "GradientNorms",
 ]
