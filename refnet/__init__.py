@@ -28,6 +28,7 @@ from .functional import (
     tanh_derivative,
 )
 from .functional import dense, dense_backward
+from .gradcheck import GradcheckResult, gradcheck
 from .layers import Dense, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, Tanh
 from .losses import (
     binary_cross_entropy_with_logits,
@@ -77,4 +78,6 @@ __all__ = [
     "Sequential",
     "History",
     "GradientNorms",
+    "gradcheck",
+    "GradcheckResult",
 ]
