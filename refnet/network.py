@@ -1,4 +1,4 @@
-r"""A stack of layers, and how it trains: :class:`Sequential`, callbacks, history.
+r"""A stack of layers, and how it trains: :class:`Sequential`, callbacks, history, files.
 
 ``Sequential.fit`` runs mini-batch gradient descent with any optimizer that has
 ``step(params, grads)``: for each batch, forward, the loss and its gradient
@@ -11,15 +11,41 @@ Callbacks are plain objects with any of the hooks ``on_epoch_begin``,
 epoch; ``logs`` a dict such as ``{"loss": 0.3}``).  A hook stops training by
 setting ``network.stop_training = True``, as in Keras; training then ends after
 the current batch.
+
+:meth:`Sequential.save` writes a network to a ``.npz`` file that
+:meth:`Sequential.load` reads back with ``allow_pickle=False``: the
+architecture as JSON text, the parameters as plain arrays, nothing executable.
 """
+
+import json
+import zipfile
+import zlib
 
 import numpy as np
 
 from . import _validate
-from .layers import Layer
+from .layers import Dense, Layer, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, Tanh
 from .losses import ACCURACY, LOSSES
 
 __all__ = ["Sequential", "History", "GradientNorms", "PlainSGD"]
+
+FILE_FORMAT = "refnet.Sequential/1"
+
+# The only layers a file may name; anything else is refused, never looked up.
+LAYER_TYPES = {cls.__name__: cls for cls in (Dense, Sigmoid, Tanh, ReLU, LeakyReLU, PReLU, Maxout)}
+
+# The shapes a layer's parameters must have, from its config, checked before the
+# layer is built (so a tampered config cannot make it allocate something huge).
+_PARAMETER_SHAPES = {
+    "Dense": lambda c: {"weight": (c["n_in"], c["n_out"]), "bias": (c["n_out"],)},
+    "PReLU": lambda c: {"slope": (1 if c["units"] is None else c["units"],)},
+}
+
+# What a damaged or foreign archive makes NumPy and zipfile raise (zipfile raises
+# NotImplementedError for a flipped compression or encryption flag, RuntimeError
+# for an encrypted member).
+_READ_ERRORS = (OSError, EOFError, ValueError, KeyError, NotImplementedError, RuntimeError,
+                zipfile.BadZipFile, zlib.error)
 
 
 class History(dict):
@@ -129,6 +155,56 @@ class Sequential:
 
     def __repr__(self):
         return "Sequential([" + ", ".join(map(repr, self.layers)) + "])"
+
+    # --- files -------------------------------------------------------------------
+
+    def save(self, path):
+        """Write the architecture and parameters to ``path`` (an ``.npz`` file, written as named).
+
+        >>> import os, tempfile, numpy as np, refnet
+        >>> net = refnet.Sequential([refnet.Dense(2, 2, seed=0), refnet.Tanh()])
+        >>> path = os.path.join(tempfile.mkdtemp(), "net.npz")
+        >>> net.save(path)
+        >>> np.array_equal(refnet.Sequential.load(path).forward(np.ones((1, 2))), net.forward(np.ones((1, 2))))
+        True
+        """
+        architecture = [{"type": type(layer).__name__, "config": layer.config()} for layer in self.layers]
+        for entry in architecture:
+            if entry["type"] not in LAYER_TYPES:
+                raise TypeError(f"cannot save a {entry['type']} layer: only {sorted(LAYER_TYPES)} are saved")
+        with open(path, "wb") as file:
+            np.savez(file, __refnet__=np.array(FILE_FORMAT), __layers__=np.array(json.dumps(architecture)),
+                     **dict(self.named_parameters()))
+
+    @classmethod
+    def load(cls, path):
+        """Read a network written by :meth:`save`.
+
+        The file is read with ``allow_pickle=False``, so it can hold no code.  A
+        truncated, tampered or foreign file raises ``ValueError`` saying so; a
+        missing one, ``FileNotFoundError``.
+        """
+        # Opened here, not by np.load, which leaves its file open when the zip is
+        # unreadable; a missing file is the caller's FileNotFoundError.
+        with open(path, "rb") as file:
+            try:
+                archive = np.load(file, allow_pickle=False)
+                if not isinstance(archive, np.lib.npyio.NpzFile):
+                    raise ValueError("it holds a single array, not an .npz archive")
+                with archive:
+                    arrays = {name: archive[name] for name in archive.files}
+            except _READ_ERRORS as error:
+                raise ValueError(f"{path} is not a readable .npz file: {error}") from None
+        marker = arrays.pop("__refnet__", None)
+        if marker is None or marker.shape != () or marker.dtype.kind != "U" or str(marker) != FILE_FORMAT:
+            raise ValueError(f"{path} is not a refnet network file (no {FILE_FORMAT!r} marker)")
+        layers = [
+            _layer_from_file(i, entry, arrays, path)
+            for i, entry in enumerate(_architecture(arrays.pop("__layers__", None), path))
+        ]
+        if arrays:
+            raise ValueError(f"{path} has arrays no layer owns: {sorted(arrays)}")
+        return cls(layers)
 
     # --- the layer protocol --------------------------------------------------------
 
@@ -278,3 +354,39 @@ class Sequential:
             if bar is not None:
                 bar.close()
         return history
+
+
+def _architecture(text, path):
+    """The list of {"type", "config"} entries stored in ``__layers__``, or raise."""
+    try:
+        if text is None or text.shape != () or text.dtype.kind != "U":
+            raise ValueError("missing")
+        entries = json.loads(str(text))
+        if not isinstance(entries, list) or not all(
+            isinstance(e, dict) and set(e) == {"type", "config"} and isinstance(e["config"], dict)
+            for e in entries
+        ):
+            raise ValueError("not a list of layers")
+    except ValueError as error:
+        raise ValueError(f"{path} has no valid layer list (__layers__): {error}") from None
+    return entries
+
+
+def _layer_from_file(i, entry, arrays, path):
+    """Build layer ``i`` from its file entry and move its parameters out of ``arrays``."""
+    kind, config = entry["type"], entry["config"]
+    if kind not in LAYER_TYPES:
+        raise ValueError(f"{path}: layer {i} has an unknown type {kind!r}")
+    prefix = f"{i}.{kind.lower()}."
+    try:
+        shapes = _PARAMETER_SHAPES.get(kind, lambda c: {})(config)
+        for name, shape in shapes.items():
+            stored = arrays.get(prefix + name)
+            if stored is None or stored.shape != shape or stored.dtype != np.dtype(config["dtype"]):
+                raise ValueError(f"parameter {prefix + name} is missing or does not match the config")
+        layer = LAYER_TYPES[kind](**config)
+    except (TypeError, ValueError, KeyError) as error:
+        raise ValueError(f"{path}: layer {i} ({kind}) is damaged: {error}") from None
+    for name, array in layer.named_parameters():
+        array[...] = arrays.pop(prefix + name)
+    return layer

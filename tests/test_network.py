@@ -261,3 +261,102 @@ def test_digits_64_32_10_reaches_95_percent_on_a_held_out_quarter():
             batch_size=32, seed=0)
     accuracy = net.evaluate(x[test], y[test], loss="softmax_cross_entropy")["accuracy"]
     assert accuracy >= 0.95, accuracy
+
+
+# --- save and load ----------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_save_then_load_gives_identical_predictions(tmp_path, dtype):
+    net = _net(dtype)
+    path = tmp_path / "net.npz"
+    net.save(path)
+    loaded = refnet.Sequential.load(path)
+    x = np.random.default_rng(2).standard_normal((9, 4)).astype(dtype)
+    assert np.array_equal(loaded.predict(x), net.predict(x))
+    assert repr(loaded) == repr(net)
+    assert [n for n, _ in loaded.named_parameters()] == [n for n, _ in net.named_parameters()]
+    assert all(p.dtype == dtype for p in loaded.parameters())
+
+
+def _saved(tmp_path):
+    net = refnet.Sequential([refnet.Dense(3, 4, activation="relu", seed=0), refnet.PReLU(4), refnet.Dense(4, 2, seed=1)])
+    path = tmp_path / "net.npz"
+    net.save(path)
+    return net, path
+
+
+def test_truncated_and_corrupted_files_raise_value_error(tmp_path):
+    net, path = _saved(tmp_path)
+    data = path.read_bytes()
+    damaged = tmp_path / "damaged.npz"
+    for size in range(0, len(data), 11):
+        damaged.write_bytes(data[:size])
+        with pytest.raises(ValueError):
+            refnet.Sequential.load(damaged)
+    # Random byte changes: either refused, or (in a zip field nothing reads,
+    # such as a timestamp) the very same network.
+    rng = np.random.default_rng(0)
+    x = np.ones((2, 3))
+    for _ in range(300):
+        corrupted = bytearray(data)
+        corrupted[rng.integers(len(data))] = rng.integers(256)
+        damaged.write_bytes(bytes(corrupted))
+        try:
+            loaded = refnet.Sequential.load(damaged)
+        except ValueError:
+            continue
+        assert np.array_equal(loaded.forward(x), net.forward(x))
+
+
+def _rewrite(path, **changes):
+    with np.load(path) as archive:
+        arrays = dict(archive)
+    arrays.update(changes)
+    arrays = {k: v for k, v in arrays.items() if v is not None}
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"__refnet__": None}, "not a refnet network file"),
+    ({"__refnet__": np.array("keras/2")}, "not a refnet network file"),
+    ({"__layers__": np.array("[{")}, "no valid layer list"),
+    ({"__layers__": np.array('[{"type": "system", "config": {}}]')}, "unknown type 'system'"),
+    ({"__layers__": np.array('[{"type": "Dense", "config": {"n_in": 3, "n_out": 5, "activation": "relu", '
+                             '"slope": 0.01, "init": "he", "dtype": "float64"}}]')}, "does not match the config"),
+    ({"__layers__": np.array('[{"type": "Dense", "config": {"n_in": 3, "n_out": 4, "activation": "relu", '
+                             '"slope": 0.01, "init": "he", "dtype": "float64", "evil": 1}}]')}, "damaged"),
+    ({"0.dense.bias": np.zeros(4, np.float32)}, "does not match the config"),
+    ({"9.extra": np.zeros(1)}, "arrays no layer owns"),
+])
+def test_tampered_contents_are_refused(tmp_path, change, message):
+    _, path = _saved(tmp_path)
+    _rewrite(path, **change)
+    with pytest.raises(ValueError, match=message):
+        refnet.Sequential.load(path)
+
+
+class _Payload:
+    """Unpickling this would run code: it must never happen."""
+
+    def __reduce__(self):
+        return exec, ("import os; os.environ['REFNET_UNPICKLED'] = '1'",)
+
+
+def test_foreign_and_pickled_files_never_run_code(tmp_path, monkeypatch):
+    import pickle
+
+    monkeypatch.delenv("REFNET_UNPICKLED", raising=False)
+    plain_pickle = tmp_path / "pickle.npz"
+    plain_pickle.write_bytes(pickle.dumps(_Payload()))
+    object_member = tmp_path / "object.npz"
+    np.savez(object_member, __refnet__=np.array("refnet.Sequential/1"), payload=np.array([_Payload()], dtype=object))
+    text = tmp_path / "notes.npz"
+    text.write_text("not numpy at all")
+    single_array = tmp_path / "array.npy"
+    np.save(single_array, np.ones(3))
+    for path in (plain_pickle, object_member, text, single_array):
+        with pytest.raises(ValueError, match="not a r"):
+            refnet.Sequential.load(path)
+    with pytest.raises(FileNotFoundError):
+        refnet.Sequential.load(tmp_path / "missing.npz")
+    assert "REFNET_UNPICKLED" not in __import__("os").environ
