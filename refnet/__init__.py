@@ -6,6 +6,7 @@ functions here validate their arguments and run the active backend
 (:func:`use_backend`, :func:`set_backend`).
 """
 
+from . import datasets
 from .backend import get_backend, set_backend, use_backend
 from .functional import (
     leaky_relu,
@@ -41,6 +42,7 @@ from .network import GradientNorms, History, Sequential
 __version__ = "0.1.0"
 
 __all__ = [
+    "datasets",
     "get_backend",
     "set_backend",
     "use_backend",
