@@ -346,7 +346,7 @@ def maxout_backward(grad_output, z, pieces, out=None):
 
 # --- dense layers -------------------------------------------------------------------
 
-def dense_activation(activation):
+def _dense_activation(activation):
     """The kernel name of a Dense activation: ``None`` means ``"identity"``."""
     name = "identity" if activation is None else activation
     if name not in DENSE_ACTIVATIONS:
@@ -398,7 +398,7 @@ def dense(x, weight, bias, activation=None, slope=DEFAULT_LEAKY_SLOPE):
     """
     weight, bias = _dense_parameters(weight, bias)
     x = _dense_input(x, weight)
-    name = dense_activation(activation)
+    name = _dense_activation(activation)
     slope = _validate.finite_scalar(slope, "slope")
     z = np.empty((x.shape[0], weight.shape[1]), dtype=weight.dtype)
     out = z if name == "identity" else np.empty_like(z)
@@ -420,7 +420,7 @@ def dense_backward(grad_output, x, weight, z, activation=None, slope=DEFAULT_LEA
     shape = (x.shape[0], weight.shape[1])
     z = _validate.like(z, "z", weight.dtype, shape, "x @ weight")
     grad_output = _validate.like(grad_output, "grad_output", weight.dtype, shape, "z")
-    name = dense_activation(activation)
+    name = _dense_activation(activation)
     slope = _validate.finite_scalar(slope, "slope")
     grad_z = np.empty_like(z)
     grad_input = np.empty_like(x)

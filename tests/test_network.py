@@ -153,6 +153,15 @@ def test_one_epoch_without_shuffling_is_plain_sgd_written_out():
     np.testing.assert_allclose(net.layers[0].bias, b, rtol=1e-12, atol=1e-15)
 
 
+def test_plain_sgd_updates_in_place_whatever_the_layout():
+    params = [np.ones((3, 2), np.float32), np.ones((4, 3))[:, ::2]]
+    grads = [np.full((3, 2), 2, np.float32), np.arange(8.0).reshape(4, 2)]
+    live = list(params)
+    PlainSGD(0.5).step(params, grads)
+    assert all(a is b for a, b in zip(params, live))
+    assert np.array_equal(params[0], np.zeros((3, 2))) and np.array_equal(params[1], 1 - 0.5 * grads[1])
+
+
 def test_same_seed_same_training():
     x, y = _blobs()
     runs = []
@@ -205,6 +214,9 @@ def test_gradient_norms_callback_records_each_parameter_per_batch():
     last = dict(zip([n for n, _ in net.named_parameters()], (g for _, g in recorder.before)))
     for name, grad in last.items():
         assert norms.norms[name][-1] == pytest.approx(np.sqrt((grad**2).sum()), rel=1e-12)
+    layer0 = np.sqrt((last["0.dense.weight"] ** 2).sum() + (last["0.dense.bias"] ** 2).sum())
+    assert sorted(norms.by_layer()) == ["0.dense", "1.dense"]
+    assert norms.by_layer()["0.dense"][-1] == pytest.approx(layer0, rel=1e-12)
 
 
 def test_progress_bar_and_its_missing_dependency(monkeypatch, capsys):
