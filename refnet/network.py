@@ -340,12 +340,13 @@ class Sequential:
                 total_loss = total_correct = seen = 0
                 for batch, start in enumerate(batches):
                     rows = order[start : start + batch_size]
+                    targets = y[rows]
                     output = self.forward(x[rows], training=True)
-                    batch_loss, grad = loss_function(output, y[rows])
+                    batch_loss, grad = loss_function(output, targets)
                     self.backward(grad, input_gradient=False)
                     total_loss += batch_loss * len(rows)
                     if accuracy is not None:
-                        total_correct += accuracy(output, y[rows]) * len(rows)
+                        total_correct += accuracy(output, targets) * len(rows)
                     seen += len(rows)
                     _call(callbacks, "on_batch_end", self, batch, {"loss": batch_loss})
                     optimizer.step(params, grads)
