@@ -3,7 +3,10 @@
 Every kernel exists twice under one name: a NumPy transcription of its formula
 (:mod:`refnet.reference`) and a compiled twin (:mod:`refnet._core`).  The
 functions here validate their arguments and run the active backend
-(:func:`use_backend`, :func:`set_backend`).
+(:func:`use_backend`, :func:`set_backend`).  On top of them: layers
+(:class:`Dense`, the activation layers), :class:`Sequential` networks that
+train with any optimizer having ``step(params, grads)``, losses averaged over
+the batch, :func:`gradcheck`, and :mod:`refnet.datasets`.
 """
 
 from . import datasets
