@@ -159,6 +159,8 @@ class Sequential:
 
     def __init__(self, layers):
         self.layers = list(layers)
+        if not self.layers:
+            raise ValueError("layers must hold at least one layer")
         for i, layer in enumerate(self.layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"layers[{i}] must be a refnet layer, got {type(layer).__name__}")

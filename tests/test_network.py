@@ -108,6 +108,8 @@ def test_bad_layers_and_networks_are_refused():
         refnet.Dense(2, 2, dtype=np.float16)
     with pytest.raises(TypeError, match="layers must share one dtype"):
         refnet.Sequential([refnet.Dense(2, 2), refnet.Dense(2, 2, dtype=np.float32)])
+    with pytest.raises(ValueError, match="layers must hold at least one layer"):
+        refnet.Sequential([])
     with pytest.raises(TypeError, match=r"layers\[1\] must be a refnet layer"):
         refnet.Sequential([refnet.Dense(2, 2), np.tanh])
     with pytest.raises(RuntimeError, match="backward called before forward"):

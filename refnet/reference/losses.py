@@ -24,6 +24,8 @@ References
 
 import numpy as np
 
+from . import activations
+
 __all__ = [
     "softmax_cross_entropy",
     "binary_cross_entropy_with_logits",
@@ -67,7 +69,7 @@ def binary_cross_entropy_with_logits(logits, targets, grad):
     rows = logits.shape[0]
     z = logits.astype(np.float64)
     t = targets.astype(np.float64)
-    sigma = np.where(z >= 0, 1 / (1 + np.exp(-np.abs(z))), np.exp(-np.abs(z)) / (1 + np.exp(-np.abs(z))))
+    sigma = activations.sigmoid(z, np.empty_like(z))
     grad[...] = (sigma - t) / rows
     return float((np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))).sum() / rows)
 
