@@ -31,3 +31,26 @@ def dropout_forward(
     z: NDArray[F], p: float, scale: float, generator: np.random.Generator, mask: NDArray[np.uint8], out: NDArray[F]
 ) -> NDArray[F]: ...
 def dropout_backward(grad_output: NDArray[F], mask: NDArray[np.uint8], scale: float, out: NDArray[F]) -> NDArray[F]: ...
+
+# Dense layers (refnet/_dense.pxi) and losses (refnet/_losses.pxi).
+DENSE_ACTIVATIONS: tuple[str, ...]
+
+def dense_forward(
+    x: NDArray[F], weight: NDArray[F], bias: NDArray[F], activation: str, slope: float, z: NDArray[F], out: NDArray[F]
+) -> NDArray[F]: ...
+def dense_backward(
+    grad_output: NDArray[F],
+    x: NDArray[F],
+    weight: NDArray[F],
+    z: NDArray[F],
+    activation: str,
+    slope: float,
+    grad_z: NDArray[F],
+    grad_input: NDArray[F] | None,
+    grad_weight: NDArray[F],
+    grad_bias: NDArray[F],
+) -> tuple[NDArray[F] | None, NDArray[F], NDArray[F]]: ...
+def softmax_cross_entropy(logits: NDArray[F], labels: NDArray[np.intp], grad: NDArray[F]) -> float: ...
+def binary_cross_entropy_with_logits(logits: NDArray[F], targets: NDArray[F], grad: NDArray[F]) -> float: ...
+def cross_entropy(outputs: NDArray[F], targets: NDArray[F], grad: NDArray[F]) -> float: ...
+def mean_squared_error(outputs: NDArray[F], targets: NDArray[F], grad: NDArray[F]) -> float: ...

@@ -117,3 +117,38 @@ def _same_view(a, b):
         and a.shape == b.shape
         and a.strides == b.strides
     )
+
+
+def matrix(x, name, dtype=None, min_rows=0):
+    """Return ``x`` as a C-contiguous 2-D float array (of ``dtype`` if given), or raise.
+
+    ``min_rows=1`` refuses an empty batch (a mean over no rows is undefined).
+    """
+    array = float_array(x, name)
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (rows, columns), got {array.ndim}-D shape {array.shape}")
+    if dtype is not None and array.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype)}, got {array.dtype}")
+    if array.shape[0] < min_rows:
+        raise ValueError(f"{name} must have at least {min_rows} row(s), got shape {array.shape}")
+    if array.shape[1] < 1:
+        raise ValueError(f"{name} must have at least one column, got shape {array.shape}")
+    return array
+
+
+def labels(y, name, rows, classes):
+    """Return integer class labels as a C-contiguous ``intp`` vector of length ``rows``, or raise.
+
+    Every label must lie in ``[0, classes)``: a kernel indexes with it.
+    """
+    array = np.asarray(y)
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be integer class labels, got dtype {array.dtype}")
+    if array.shape != (rows,):
+        raise ValueError(f"{name} must have shape ({rows},) (one label per row), got {array.shape}")
+    if rows and (array.min() < 0 or array.max() >= classes):
+        raise ValueError(
+            f"{name} must lie in [0, {classes}) (one per class), got values in "
+            f"[{array.min()}, {array.max()}]"
+        )
+    return np.ascontiguousarray(array, dtype=np.intp)

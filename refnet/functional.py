@@ -21,9 +21,10 @@ import numpy as np
 from . import _validate
 from .reference import activations as _reference_activations
 from .backend import active
+from .reference.dense import DENSE_ACTIVATIONS
 
-# One validated public function per reference kernel, under the kernel's name.
-__all__ = list(_reference_activations.__all__)
+# One validated public function per reference activation kernel, under its name, and the dense layer.
+__all__ = [*_reference_activations.__all__, "dense", "dense_backward"]
 
 DEFAULT_LEAKY_SLOPE = 0.01
 
@@ -322,3 +323,90 @@ def maxout_backward(grad_output, z, pieces, out=None):
     target, result = _validate.output(out, z.shape, z.dtype, [grad_output, z])
     active().maxout_backward(_rows(grad_output), _rows(z), pieces, _rows(target))
     return _finish(target, result, out)
+
+
+# --- dense layers -------------------------------------------------------------------
+
+def _dense_activation(activation):
+    """The kernel name of a Dense activation: ``None`` means ``"identity"``."""
+    name = "identity" if activation is None else activation
+    if name not in DENSE_ACTIVATIONS:
+        raise ValueError(f"activation must be None or one of {list(DENSE_ACTIVATIONS)}, got {activation!r}")
+    return name
+
+
+def _dense_parameters(weight, bias):
+    weight = _validate.matrix(weight, "weight")
+    bias = _validate.like(bias, "bias", weight.dtype, (weight.shape[1],), "weight's columns")
+    if max(weight.shape) >= 2**31:
+        raise ValueError(f"weight must have fewer than 2**31 rows and columns (BLAS's int), got {weight.shape}")
+    return weight, bias
+
+
+def _dense_input(x, weight):
+    x = _validate.matrix(x, "x", weight.dtype)
+    if x.shape[1] != weight.shape[0]:
+        raise ValueError(f"x must have {weight.shape[0]} columns (weight's rows), got shape {x.shape}")
+    if x.shape[0] >= 2**31:
+        raise ValueError(f"x must have fewer than 2**31 rows (BLAS's int), got {x.shape[0]}")
+    return x
+
+
+def dense(x, weight, bias, activation=None, slope=DEFAULT_LEAKY_SLOPE):
+    r"""Dense layer forward: :math:`z = x W + b`, :math:`a = f(z)`, fused in one pass after the product.
+
+    Parameters
+    ----------
+    x : array_like, shape (rows, n_in)
+        A batch; ``rows`` may be 0.
+    weight : array_like, shape (n_in, n_out)
+    bias : array_like, shape (n_out,)
+        Same dtype as ``weight``; ``x`` too.
+    activation : None or str
+        ``None`` (identity), ``"sigmoid"``, ``"tanh"``, ``"relu"`` or ``"leaky_relu"``.
+    slope : float
+        Leaky ReLU's slope (ignored by the others).
+
+    Returns
+    -------
+    output, z : ndarray, shape (rows, n_out)
+        :math:`f(z)` and the pre-activation :math:`z`, which :func:`dense_backward` takes.
+
+    >>> import numpy as np, refnet
+    >>> a, z = refnet.dense(np.ones((1, 2)), np.eye(2), np.array([0.0, -3.0]), "relu")
+    >>> a, z
+    (array([[1., 0.]]), array([[ 1., -2.]]))
+    """
+    weight, bias = _dense_parameters(weight, bias)
+    x = _dense_input(x, weight)
+    name = _dense_activation(activation)
+    slope = _validate.finite_scalar(slope, "slope")
+    z = np.empty((x.shape[0], weight.shape[1]), dtype=weight.dtype)
+    out = z if name == "identity" else np.empty_like(z)
+    active().dense_forward(x, weight, bias, name, slope, z, out)
+    return out, z
+
+
+def dense_backward(grad_output, x, weight, z, activation=None, slope=DEFAULT_LEAKY_SLOPE):
+    r"""Dense layer backward, from ∂L/∂a and what the forward pass saw (``x``, ``z``).
+
+    Returns
+    -------
+    grad_input, grad_weight, grad_bias : ndarray
+        ∂L/∂x = δWᵀ, ∂L/∂W = xᵀδ and ∂L/∂b = Σ_rows δ, with δ = ∂L/∂a ⊙ f'(z).
+        ``f'`` follows the activations' kink conventions (ReLU'(0) = 0).
+    """
+    weight = _validate.matrix(weight, "weight")
+    x = _dense_input(x, weight)
+    shape = (x.shape[0], weight.shape[1])
+    z = _validate.like(z, "z", weight.dtype, shape, "x @ weight")
+    grad_output = _validate.like(grad_output, "grad_output", weight.dtype, shape, "z")
+    name = _dense_activation(activation)
+    slope = _validate.finite_scalar(slope, "slope")
+    grad_z = np.empty_like(z)
+    grad_input = np.empty_like(x)
+    grad_weight = np.empty_like(weight)
+    grad_bias = np.empty(weight.shape[1], dtype=weight.dtype)
+    return active().dense_backward(
+        grad_output, x, weight, z, name, slope, grad_z, grad_input, grad_weight, grad_bias
+    )

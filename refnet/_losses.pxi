@@ -1,0 +1,118 @@
+# Losses, each fused with its gradient: one pass computes the batch-mean loss
+# and writes d(loss)/d(input).  Included at the end of _core.pyx.
+#
+# Sums are accumulated in double for both dtypes and the loss is returned as a
+# Python float; gradients are evaluated in double and rounded once.
+# Axis letters: __rk rows x classes (or units), __r rows.
+
+from libc.math cimport log, log1p
+
+
+cdef double _softmax_cross_entropy(const floating* logits__rk, const Py_ssize_t* labels__r,
+                                   floating* grad__rk, Py_ssize_t rows,
+                                   Py_ssize_t classes) noexcept nogil:
+    """loss := mean_r (logsumexp(z_r) - z_r[y_r]);  grad := (softmax(z) - onehot(y)) / rows"""
+    cdef Py_ssize_t r, j
+    cdef const floating* z
+    cdef floating* grad
+    cdef double row_max, total, log_norm, loss = 0.0
+    for r in range(rows):
+        z = logits__rk + r * classes
+        grad = grad__rk + r * classes
+        row_max = z[0]
+        for j in range(1, classes):
+            if z[j] > row_max:
+                row_max = z[j]
+        total = 0.0
+        for j in range(classes):
+            total += exp(<double>z[j] - row_max)
+        log_norm = row_max + log(total)
+        loss += log_norm - <double>z[labels__r[r]]
+        for j in range(classes):
+            grad[j] = <floating>((exp(<double>z[j] - log_norm) - (j == labels__r[r])) / rows)
+    return loss / rows
+
+
+cdef double _binary_cross_entropy_with_logits(const floating* logits, const floating* targets,
+                                              floating* grad, Py_ssize_t rows,
+                                              Py_ssize_t n) noexcept nogil:
+    """loss := sum(max(z, 0) - z t + log1p(exp(-|z|))) / rows;  grad := (sigma(z) - t) / rows"""
+    cdef Py_ssize_t i
+    cdef double z, t, loss = 0.0
+    for i in range(n):
+        z = logits[i]
+        t = targets[i]
+        loss += (z if z > 0 else 0.0) - z * t + log1p(exp(-fabs(z)))
+        grad[i] = <floating>((_sigmoid_of(z) - t) / rows)
+    return loss / rows
+
+
+cdef double _cross_entropy(const floating* outputs, const floating* targets, floating* grad,
+                           Py_ssize_t rows, Py_ssize_t n) noexcept nogil:
+    """loss := -sum(t ln a + (1 - t) ln(1 - a)) / rows;  grad := (-t/a + (1 - t)/(1 - a)) / rows
+
+    A term whose coefficient (t or 1 - t) is 0 counts 0, whatever a is.
+    """
+    cdef Py_ssize_t i
+    cdef double a, t, g, loss = 0.0
+    for i in range(n):
+        a = outputs[i]
+        t = targets[i]
+        g = 0.0
+        if t != 0:
+            loss -= t * log(a)
+            g -= t / a
+        if t != 1:
+            loss -= (1.0 - t) * log1p(-a)
+            g += (1.0 - t) / (1.0 - a)
+        grad[i] = <floating>(g / rows)
+    return loss / rows
+
+
+cdef double _mean_squared_error(const floating* outputs, const floating* targets, floating* grad,
+                                Py_ssize_t rows, Py_ssize_t n) noexcept nogil:
+    """loss := sum((a - t)^2) / rows;  grad := 2 (a - t) / rows"""
+    cdef Py_ssize_t i
+    cdef double d, loss = 0.0
+    for i in range(n):
+        d = <double>outputs[i] - <double>targets[i]
+        loss += d * d
+        grad[i] = <floating>(2.0 * d / rows)
+    return loss / rows
+
+
+def softmax_cross_entropy(const floating[:, ::1] logits, const Py_ssize_t[::1] labels,
+                          floating[:, ::1] grad):
+    cdef double loss
+    with nogil:
+        loss = _softmax_cross_entropy(&logits[0, 0], &labels[0], &grad[0, 0],
+                                      logits.shape[0], logits.shape[1])
+    return loss
+
+
+def binary_cross_entropy_with_logits(const floating[:, ::1] logits,
+                                     const floating[:, ::1] targets, floating[:, ::1] grad):
+    cdef double loss
+    with nogil:
+        loss = _binary_cross_entropy_with_logits(&logits[0, 0], &targets[0, 0], &grad[0, 0],
+                                                 logits.shape[0],
+                                                 logits.shape[0] * logits.shape[1])
+    return loss
+
+
+def cross_entropy(const floating[:, ::1] outputs, const floating[:, ::1] targets,
+                  floating[:, ::1] grad):
+    cdef double loss
+    with nogil:
+        loss = _cross_entropy(&outputs[0, 0], &targets[0, 0], &grad[0, 0], outputs.shape[0],
+                              outputs.shape[0] * outputs.shape[1])
+    return loss
+
+
+def mean_squared_error(const floating[:, ::1] outputs, const floating[:, ::1] targets,
+                       floating[:, ::1] grad):
+    cdef double loss
+    with nogil:
+        loss = _mean_squared_error(&outputs[0, 0], &targets[0, 0], &grad[0, 0], outputs.shape[0],
+                                   outputs.shape[0] * outputs.shape[1])
+    return loss

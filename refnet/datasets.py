@@ -1,0 +1,159 @@
+r"""Datasets: MNIST from IDX files, scikit-learn's 8×8 digits, and two Gaussian classes.
+
+* :func:`load_mnist` reads the IDX files of MNIST [LeCun1998]_ from a directory
+  the caller names (gzip-compressed or raw); nothing is downloaded.
+* :func:`load_digits` is the default embedded dataset for examples: the 1,797
+  8×8 handwritten digits that scikit-learn ships (``pip install
+  'refnet[examples]'``).
+* :func:`two_gaussians` samples two classes with Gaussian class-conditionals
+  sharing one covariance, whose Bayes posterior is exactly a sigmoid of a
+  linear function (see :mod:`refnet.bayes`).
+
+Images are scaled to [0, 1] in the requested float dtype; labels are int64.
+
+References
+----------
+.. [LeCun1998] Y. LeCun, C. Cortes and C. J. C. Burges, "The MNIST database of
+   handwritten digits" (the IDX file format is described on that page).
+"""
+
+import gzip
+import os
+import zlib
+
+import numpy as np
+
+from ._validate import FLOAT_DTYPES, positive_int
+from .bayes import _check as _gaussian_parameters
+
+__all__ = ["read_idx", "load_mnist", "load_digits", "two_gaussians"]
+
+# IDX type codes (the third byte of the magic number) and their big-endian dtypes.
+IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+MNIST_FILES = {"train": "train", "test": "t10k"}
+
+
+def read_idx(path):
+    """Read one IDX file (gzip-compressed or raw, told apart by its first bytes) into an array.
+
+    The header is a magic number ``0x00 0x00 <type> <ndim>`` followed by
+    ``ndim`` big-endian uint32 sizes; the data follow, big-endian, row-major.
+
+    Raises
+    ------
+    ValueError
+        For a wrong magic number, a header that does not fit, or data shorter
+        or longer than the sizes say (a truncated or foreign file).
+    """
+    with open(path, "rb") as file:
+        data = file.read()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (EOFError, OSError, zlib.error) as error:
+            raise ValueError(f"{path}: the gzip stream is damaged or truncated ({error})") from None
+    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] not in IDX_TYPES:
+        raise ValueError(f"{path} is not an IDX file: wrong magic number {data[:4].hex() or '(empty)'}")
+    dtype, ndim = np.dtype(IDX_TYPES[data[2]]), data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise ValueError(f"{path}: truncated header ({len(data)} bytes, {ndim} sizes need {header})")
+    shape = tuple(int(size) for size in np.frombuffer(data, ">u4", ndim, offset=4))
+    expected = header + dtype.itemsize * int(np.prod(shape, dtype=np.int64))
+    if len(data) != expected:
+        problem = "truncated" if len(data) < expected else "longer than its header says"
+        raise ValueError(f"{path}: {problem}: {len(data)} bytes where shape {shape} needs {expected}")
+    return np.frombuffer(data, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _float_dtype(dtype):
+    dtype = np.dtype(dtype)
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def _find(directory, name):
+    for candidate in (name + ".gz", name):
+        path = os.path.join(directory, candidate)
+        if os.path.exists(path):
+            return path
+    raise FileNotFoundError(f"no {name}.gz or {name} in {directory}")
+
+
+def load_mnist(directory, subset="test", *, dtype=np.float64, flatten=True):
+    """Load the MNIST ``"train"`` or ``"test"`` set from the IDX files in ``directory``.
+
+    Reads ``train-images-idx3-ubyte`` / ``train-labels-idx1-ubyte`` (or the
+    ``t10k-`` pair for the test set), each ``.gz`` or raw.
+
+    Returns
+    -------
+    x : ndarray, shape (n, 784), or (n, 28, 28) when not ``flatten``
+        Pixels scaled to [0, 1] in ``dtype``.
+    y : ndarray of int64, shape (n,)
+        Digits 0-9.
+    """
+    if subset not in MNIST_FILES:
+        raise ValueError(f"subset must be one of {sorted(MNIST_FILES)}, got {subset!r}")
+    dtype = _float_dtype(dtype)
+    prefix = MNIST_FILES[subset]
+    images_path = _find(directory, f"{prefix}-images-idx3-ubyte")
+    labels_path = _find(directory, f"{prefix}-labels-idx1-ubyte")
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.dtype != np.uint8 or images.ndim != 3:
+        raise ValueError(f"{images_path}: expected unsigned bytes of 3 dimensions (magic 0x00000803), "
+                         f"got {images.dtype} with {images.ndim}")
+    if labels.dtype != np.uint8 or labels.ndim != 1:
+        raise ValueError(f"{labels_path}: expected unsigned bytes of 1 dimension (magic 0x00000801), "
+                         f"got {labels.dtype} with {labels.ndim}")
+    if len(images) != len(labels):
+        raise ValueError(f"{images_path} has {len(images)} images but {labels_path} has {len(labels)} labels")
+    if labels.size and labels.max() > 9:
+        raise ValueError(f"{labels_path}: labels must be digits 0-9, found {labels.max()}")
+    x = images.astype(dtype) / dtype.type(255)
+    return (x.reshape(len(x), -1) if flatten else x), labels.astype(np.int64)
+
+
+def load_digits(*, dtype=np.float64):
+    """scikit-learn's 1,797 8×8 digits: ``x`` of shape (1797, 64) in [0, 1], ``y`` of int64 0-9.
+
+    Needs scikit-learn (``pip install 'refnet[examples]'``); it reads the copy
+    scikit-learn ships, with no download.
+    """
+    dtype = _float_dtype(dtype)
+    try:
+        from sklearn.datasets import load_digits as sklearn_digits
+    except ImportError:
+        raise ImportError(
+            "load_digits needs scikit-learn, an optional dependency: pip install scikit-learn "
+            "(or pip install 'refnet[examples]')"
+        ) from None
+    digits = sklearn_digits()
+    # Pixel values are counts 0-16 (4x4 blocks of the original 32x32 bitmaps).
+    return (digits.data / 16).astype(dtype), digits.target.astype(np.int64)
+
+
+def two_gaussians(n, mean1, mean2, cov, prior1=0.5, *, seed=None, dtype=np.float64):
+    r"""Sample ``n`` points of two classes with Gaussian class-conditionals sharing ``cov``.
+
+    Each point is of class 1 with probability ``prior1`` (label 1), else of
+    class 2 (label 0), and is drawn from :math:`\mathcal N(\mu_1, \Sigma)` or
+    :math:`\mathcal N(\mu_2, \Sigma)`.  The Bayes posterior of label 1 is then
+    :math:`\sigma(w^\top x + b)`, with :math:`w, b` from
+    :func:`refnet.bayes.shared_covariance_logistic`.
+
+    Returns
+    -------
+    x : ndarray, shape (n, d), of ``dtype``
+    y : ndarray of int64, shape (n,)
+    """
+    n = positive_int(n, "n")
+    mean1, mean2, cov, prior1 = _gaussian_parameters(mean1, mean2, cov, prior1)
+    dtype = _float_dtype(dtype)
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < prior1).astype(np.int64)
+    noise = rng.standard_normal((n, len(mean1))) @ np.linalg.cholesky(cov).T
+    x = np.where(y[:, None] == 1, mean1, mean2) + noise
+    return x.astype(dtype), y

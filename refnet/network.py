@@ -1,0 +1,410 @@
+r"""A stack of layers, and how it trains: :class:`Sequential`, callbacks, history, files.
+
+``Sequential.fit`` runs mini-batch gradient descent with any optimizer that has
+``step(params, grads)``: for each batch, forward, the loss and its gradient
+(averaged over the batch), backward (which overwrites the live gradient
+arrays), the callbacks' ``on_batch_end``, then ``optimizer.step``.
+
+Callbacks are plain objects with any of the hooks ``on_epoch_begin``,
+``on_batch_end`` and ``on_epoch_end``, each called as
+``hook(network, index, logs)`` (``index`` the epoch, or the batch within the
+epoch; ``logs`` a dict such as ``{"loss": 0.3}``).  A hook stops training by
+setting ``network.stop_training = True``, as in Keras; training then ends after
+the current batch.
+
+:meth:`Sequential.save` writes a network to a ``.npz`` file that
+:meth:`Sequential.load` reads back with ``allow_pickle=False``: the
+architecture as JSON text, the parameters as plain arrays, nothing executable.
+"""
+
+import json
+import zipfile
+import zlib
+
+import numpy as np
+from scipy.linalg.blas import get_blas_funcs
+
+from . import _validate
+from .layers import Dense, Layer, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, Tanh
+from .losses import ACCURACY, LOSSES
+
+__all__ = ["Sequential", "History", "GradientNorms", "PlainSGD"]
+
+FILE_FORMAT = "refnet.Sequential/1"
+
+# The only layers a file may name; anything else is refused, never looked up.
+LAYER_TYPES = {cls.__name__: cls for cls in (Dense, Sigmoid, Tanh, ReLU, LeakyReLU, PReLU, Maxout)}
+
+# The shapes a layer's parameters must have, from its config, checked before the
+# layer is built (so a tampered config cannot make it allocate something huge).
+_PARAMETER_SHAPES = {
+    "Dense": lambda c: {"weight": (c["n_in"], c["n_out"]), "bias": (c["n_out"],)},
+    "PReLU": lambda c: {"slope": (1 if c["units"] is None else c["units"],)},
+}
+
+# What a damaged or foreign archive makes NumPy and zipfile raise (zipfile raises
+# NotImplementedError for a flipped compression or encryption flag, RuntimeError
+# for an encrypted member).
+_READ_ERRORS = (OSError, EOFError, ValueError, KeyError, NotImplementedError, RuntimeError,
+                zipfile.BadZipFile, zlib.error)
+
+
+class History(dict):
+    """Per-epoch lists keyed like Keras': ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``.
+
+    A dict; ``history.history`` is the dict itself, as on a Keras ``History``.
+    """
+
+    @property
+    def history(self):
+        return self
+
+    def _append(self, logs):
+        for key, value in logs.items():
+            self.setdefault(key, []).append(value)
+
+
+class GradientNorms:
+    """Callback recording the L2 norm of every parameter's gradient after each batch.
+
+    ``norms`` maps each name of :meth:`Sequential.named_parameters` (for example
+    ``"0.dense.bias"``) to a list with one norm per batch.  The gradients are the
+    batch means of the loss's, read after the backward pass and before the
+    optimizer's step: the quantities whose decay towards the input layers is the
+    vanishing-gradient problem (Nielsen, ch. 5).
+    """
+
+    def __init__(self):
+        self.norms = {}
+
+    def on_batch_end(self, network, batch, logs):
+        names = [name for name, _ in network.named_parameters()]
+        for name, grad in zip(names, network.gradients()):
+            self.norms.setdefault(name, []).append(float(np.linalg.norm(grad)))
+
+    def by_layer(self):
+        """Per layer (``"0.dense"``, ...): the norm of all its parameters' gradients, per batch."""
+        squares = {}
+        for name, norms in self.norms.items():
+            layer = name.rsplit(".", 1)[0]
+            squares[layer] = squares.get(layer, 0) + np.square(norms)
+        return {layer: np.sqrt(total).tolist() for layer, total in squares.items()}
+
+
+class PlainSGD:
+    r"""Plain gradient descent :math:`\theta \leftarrow \theta - \eta\, g`, in place.
+
+    A minimal optimizer for tests and examples; :mod:`refnet`'s optimizers
+    follow the same ``step(params, grads)`` protocol.
+    """
+
+    def __init__(self, learning_rate):
+        self.learning_rate = _validate.finite_scalar(learning_rate, "learning_rate")
+
+    def step(self, params, grads):
+        for param, grad in zip(params, grads):
+            # BLAS axpy updates in place in one pass; `param -= lr * grad` makes a
+            # temporary and a second pass (a tenth of a training epoch's time).
+            if param.flags.c_contiguous:
+                axpy = get_blas_funcs("axpy", (param,))
+                axpy(grad.reshape(-1), param.reshape(-1), a=-self.learning_rate)
+            else:   # reshape would copy, and the update would be lost
+                param -= self.learning_rate * grad
+
+
+def _resolve_loss(loss):
+    """(function, accuracy reader or None) for a loss given by name or as a callable."""
+    if isinstance(loss, str):
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be a callable or one of {sorted(LOSSES)}, got {loss!r}")
+        return LOSSES[loss], ACCURACY.get(loss)
+    if callable(loss):
+        return loss, None
+    raise TypeError(f"loss must be a loss name or a callable (output, target) -> (loss, grad), got {loss!r}")
+
+
+def _progress_bar(total):
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        raise ImportError(
+            "progress=True needs tqdm, an optional dependency: pip install tqdm "
+            "(or pip install 'refnet[examples]')"
+        ) from None
+    return tqdm(total=total, unit="batch")
+
+
+def _call(callbacks, hook, network, index, logs):
+    for callback in callbacks:
+        method = getattr(callback, hook, None)
+        if method is not None:
+            method(network, index, logs)
+
+
+class Sequential:
+    """Layers applied one after the other.
+
+    Parameters
+    ----------
+    layers : sequence of Layer
+        Layers with parameters (Dense, PReLU) must share one dtype.
+
+    >>> import numpy as np, refnet
+    >>> net = refnet.Sequential([refnet.Dense(2, 3, seed=0), refnet.ReLU(), refnet.Dense(3, 1, seed=1)])
+    >>> net.forward(np.zeros((4, 2))).shape
+    (4, 1)
+    >>> [name for name, _ in net.named_parameters()]
+    ['0.dense.weight', '0.dense.bias', '2.dense.weight', '2.dense.bias']
+    """
+
+    def __init__(self, layers):
+        self.layers = list(layers)
+        if not self.layers:
+            raise ValueError("layers must hold at least one layer")
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"layers[{i}] must be a refnet layer, got {type(layer).__name__}")
+        dtypes = {layer.dtype for layer in self.layers if hasattr(layer, "dtype")}
+        if len(dtypes) > 1:
+            raise TypeError(f"layers must share one dtype, got {sorted(d.name for d in dtypes)}")
+        self.dtype = dtypes.pop() if dtypes else None
+        self.stop_training = False
+
+    def __repr__(self):
+        return "Sequential([" + ", ".join(map(repr, self.layers)) + "])"
+
+    # --- files -------------------------------------------------------------------
+
+    def save(self, path):
+        """Write the architecture and parameters to ``path`` (an ``.npz`` file, written as named).
+
+        >>> import os, tempfile, numpy as np, refnet
+        >>> net = refnet.Sequential([refnet.Dense(2, 2, seed=0), refnet.Tanh()])
+        >>> path = os.path.join(tempfile.mkdtemp(), "net.npz")
+        >>> net.save(path)
+        >>> np.array_equal(refnet.Sequential.load(path).forward(np.ones((1, 2))), net.forward(np.ones((1, 2))))
+        True
+        """
+        architecture = [{"type": type(layer).__name__, "config": layer.config()} for layer in self.layers]
+        for entry in architecture:
+            if entry["type"] not in LAYER_TYPES:
+                raise TypeError(f"cannot save a {entry['type']} layer: only {sorted(LAYER_TYPES)} are saved")
+        with open(path, "wb") as file:
+            np.savez(file, __refnet__=np.array(FILE_FORMAT), __layers__=np.array(json.dumps(architecture)),
+                     **dict(self.named_parameters()))
+
+    @classmethod
+    def load(cls, path):
+        """Read a network written by :meth:`save`.
+
+        The file is read with ``allow_pickle=False``, so it can hold no code.  A
+        truncated, tampered or foreign file raises ``ValueError`` saying so; a
+        missing one, ``FileNotFoundError``.
+        """
+        # Opened here, not by np.load, which leaves its file open when the zip is
+        # unreadable; a missing file is the caller's FileNotFoundError.
+        with open(path, "rb") as file:
+            try:
+                archive = np.load(file, allow_pickle=False)
+                if not isinstance(archive, np.lib.npyio.NpzFile):
+                    raise ValueError("it holds a single array, not an .npz archive")
+                with archive:
+                    arrays = {name: archive[name] for name in archive.files}
+            except _READ_ERRORS as error:
+                raise ValueError(f"{path} is not a readable .npz file: {error}") from None
+        marker = arrays.pop("__refnet__", None)
+        if marker is None or marker.shape != () or marker.dtype.kind != "U" or str(marker) != FILE_FORMAT:
+            raise ValueError(f"{path} is not a refnet network file (no {FILE_FORMAT!r} marker)")
+        layers = [
+            _layer_from_file(i, entry, arrays, path)
+            for i, entry in enumerate(_architecture(arrays.pop("__layers__", None), path))
+        ]
+        if arrays:
+            raise ValueError(f"{path} has arrays no layer owns: {sorted(arrays)}")
+        return cls(layers)
+
+    # --- the layer protocol --------------------------------------------------------
+
+    def forward(self, x, training=False):
+        """The network's output for a batch ``x``."""
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def backward(self, grad_output, input_gradient=True):
+        """Back-propagate ∂L/∂(output); fill every layer's gradients; return ∂L/∂(input).
+
+        With ``input_gradient=False`` the first layer may skip ∂L/∂(input) (a
+        matrix product, for a Dense layer) and ``None`` may be returned.
+        """
+        for layer in reversed(self.layers[1:]):
+            grad_output = layer.backward(grad_output)
+        return self.layers[0].backward(grad_output, input_gradient)
+
+    def named_parameters(self):
+        """(name, array) pairs named ``"<index>.<layer type>.<parameter>"``, e.g. ``"0.dense.bias"``."""
+        return [
+            (f"{i}.{type(layer).__name__.lower()}.{name}", array)
+            for i, layer in enumerate(self.layers)
+            for name, array in layer.named_parameters()
+        ]
+
+    def parameters(self):
+        """All parameter arrays, live, in :meth:`named_parameters` order."""
+        return [array for _, array in self.named_parameters()]
+
+    def gradients(self):
+        """All gradient arrays, live, aligned with :meth:`parameters`."""
+        return [grad for layer in self.layers for grad in layer.gradients()]
+
+    # --- training and inference ----------------------------------------------------
+
+    def _inputs(self, x, name="x"):
+        return _validate.matrix(x, name, self.dtype, min_rows=1)
+
+    def _targets(self, y, x, loss_function, name="y"):
+        """``y`` as an array (float targets in the network's dtype), checked against the loss once, up front."""
+        y = np.asarray(y)
+        if y.dtype.kind == "f":
+            y = y.astype(self.dtype, copy=False)
+        if len(y) != len(x):
+            raise ValueError(f"{name} must have one target per row of x ({len(x)}), got {len(y)}")
+        # Run the loss's checks on all targets at once, so a bad label fails
+        # before any parameter has changed (rather than in some later batch).
+        width = self.forward(x[:1]).shape[1]
+        loss_function(np.full((len(x), width), 0.5, dtype=self.dtype), y)
+        return y
+
+    def predict(self, x, batch_size=None):
+        """The network's outputs for ``x``, computed ``batch_size`` rows at a time (all at once by default)."""
+        x = self._inputs(x)
+        step = len(x) if batch_size is None else _validate.positive_int(batch_size, "batch_size")
+        return np.concatenate([self.forward(x[i : i + step]) for i in range(0, len(x), step)])
+
+    def evaluate(self, x, y, *, loss, batch_size=None):
+        """``{"loss": ..., "accuracy": ...}`` over ``(x, y)`` (accuracy for classification losses)."""
+        loss_function, accuracy = _resolve_loss(loss)
+        x = self._inputs(x)
+        y = self._targets(y, x, loss_function)
+        output = self.predict(x, batch_size)
+        logs = {"loss": loss_function(output, y)[0]}
+        if accuracy is not None:
+            logs["accuracy"] = float(accuracy(output, y))
+        return logs
+
+    def fit(self, x, y, *, loss, optimizer, epochs, batch_size, validation_data=None, callbacks=(),
+            shuffle=True, seed=None, progress=False):
+        """Train by mini-batch gradient descent; return the :class:`History` of each epoch.
+
+        Parameters
+        ----------
+        x : array_like, shape (rows, n_in), the network's dtype
+        y : array_like
+            Integer labels (``"softmax_cross_entropy"``) or targets shaped like the output.
+        loss : str or callable
+            A name in :data:`refnet.losses.LOSSES`, or ``f(output, target) -> (loss, grad)``.
+        optimizer : object with ``step(params, grads)``
+        epochs, batch_size : int
+            The last batch of an epoch may be smaller.
+        validation_data : (x_val, y_val), optional
+            Evaluated after each epoch into ``val_loss`` (and ``val_accuracy``).
+        callbacks : iterable
+            Objects with any of ``on_epoch_begin``, ``on_batch_end``, ``on_epoch_end``.
+        shuffle : bool
+            Visit the rows in a new random order each epoch.
+        seed : None, int or numpy.random.Generator
+            For the shuffling.
+        progress : bool
+            Show a tqdm progress bar (tqdm is an optional dependency).
+        """
+        loss_function, accuracy = _resolve_loss(loss)
+        if not callable(getattr(optimizer, "step", None)):
+            raise TypeError(f"optimizer must have a step(params, grads) method, got {optimizer!r}")
+        epochs = _validate.positive_int(epochs, "epochs")
+        batch_size = _validate.positive_int(batch_size, "batch_size")
+        x = self._inputs(x)
+        y = self._targets(y, x, loss_function)
+        if validation_data is not None:
+            x_val, y_val = validation_data
+            x_val = self._inputs(x_val, "validation_data[0]")
+            y_val = self._targets(y_val, x_val, loss_function, "validation_data[1]")
+        callbacks = list(callbacks)
+        rng = np.random.default_rng(seed)
+        batches = range(0, len(x), batch_size)
+        bar = _progress_bar(epochs * len(batches)) if progress else None
+        params, grads = self.parameters(), self.gradients()
+        history = History()
+        self.stop_training = False
+        try:
+            for epoch in range(epochs):
+                _call(callbacks, "on_epoch_begin", self, epoch, {})
+                order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
+                total_loss = total_correct = seen = 0
+                for batch, start in enumerate(batches):
+                    rows = order[start : start + batch_size]
+                    targets = y[rows]
+                    output = self.forward(x[rows], training=True)
+                    batch_loss, grad = loss_function(output, targets)
+                    self.backward(grad, input_gradient=False)
+                    total_loss += batch_loss * len(rows)
+                    if accuracy is not None:
+                        total_correct += accuracy(output, targets) * len(rows)
+                    seen += len(rows)
+                    _call(callbacks, "on_batch_end", self, batch, {"loss": batch_loss})
+                    optimizer.step(params, grads)
+                    if bar is not None:
+                        bar.update()
+                    if self.stop_training:
+                        break
+                logs = {"loss": total_loss / seen}
+                if accuracy is not None:
+                    logs["accuracy"] = float(total_correct / seen)
+                if validation_data is not None:
+                    logs.update({f"val_{key}": value for key, value in
+                                 self.evaluate(x_val, y_val, loss=loss).items()})
+                history._append(logs)
+                if bar is not None:
+                    bar.set_postfix(logs)
+                _call(callbacks, "on_epoch_end", self, epoch, logs)
+                if self.stop_training:
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+        return history
+
+
+def _architecture(text, path):
+    """The list of {"type", "config"} entries stored in ``__layers__``, or raise."""
+    try:
+        if text is None or text.shape != () or text.dtype.kind != "U":
+            raise ValueError("missing")
+        entries = json.loads(str(text))
+        if not isinstance(entries, list) or not all(
+            isinstance(e, dict) and set(e) == {"type", "config"} and isinstance(e["config"], dict)
+            for e in entries
+        ):
+            raise ValueError("not a list of layers")
+    except ValueError as error:
+        raise ValueError(f"{path} has no valid layer list (__layers__): {error}") from None
+    return entries
+
+
+def _layer_from_file(i, entry, arrays, path):
+    """Build layer ``i`` from its file entry and move its parameters out of ``arrays``."""
+    kind, config = entry["type"], entry["config"]
+    if kind not in LAYER_TYPES:
+        raise ValueError(f"{path}: layer {i} has an unknown type {kind!r}")
+    prefix = f"{i}.{kind.lower()}."
+    try:
+        shapes = _PARAMETER_SHAPES.get(kind, lambda c: {})(config)
+        for name, shape in shapes.items():
+            stored = arrays.get(prefix + name)
+            if stored is None or stored.shape != shape or stored.dtype != np.dtype(config["dtype"]):
+                raise ValueError(f"parameter {prefix + name} is missing or does not match the config")
+        layer = LAYER_TYPES[kind](**config)
+    except (TypeError, ValueError, KeyError) as error:
+        raise ValueError(f"{path}: layer {i} ({kind}) is damaged: {error}") from None
+    for name, array in layer.named_parameters():
+        array[...] = arrays.pop(prefix + name)
+    return layer

@@ -1,0 +1,106 @@
+"""Datasets: the real MNIST test files, hand-made IDX files (good and broken), digits, two Gaussians."""
+
+import gzip
+
+import numpy as np
+import pytest
+from conftest import MNIST_DIR
+
+import refnet
+from refnet.datasets import load_mnist, read_idx, two_gaussians
+
+needs_mnist = pytest.mark.skipif(not MNIST_DIR.is_dir(), reason=f"MNIST test files not in {MNIST_DIR}")
+
+
+@needs_mnist
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_reads_the_real_mnist_test_set(dtype):
+    x, y = load_mnist(MNIST_DIR, "test", dtype=dtype)
+    assert x.shape == (10000, 784) and x.dtype == dtype and y.dtype == np.int64
+    assert x.min() == 0 and x.max() == 1
+    # Published facts about the MNIST test set: its first digits, and how many of each.
+    assert y[:5].tolist() == [7, 2, 1, 0, 4]
+    assert np.bincount(y).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    images, _ = load_mnist(MNIST_DIR, flatten=False, dtype=dtype)
+    assert images.shape == (10000, 28, 28) and np.array_equal(images.reshape(10000, -1), x)
+
+
+def _idx(array, type_code=0x08):
+    """IDX bytes written here from the format's description, independently of the reader."""
+    header = bytes([0, 0, type_code, array.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in array.shape)
+    return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+
+
+def _write_mnist(directory, images, labels, compress):
+    for name, array in (("t10k-images-idx3-ubyte", images), ("t10k-labels-idx1-ubyte", labels)):
+        data = _idx(array)
+        (directory / (name + ".gz" if compress else name)).write_bytes(gzip.compress(data) if compress else data)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_reads_hand_made_idx_files_raw_or_gzip(tmp_path, compress):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    labels = np.array([3, 1, 4, 1, 5], np.uint8)
+    _write_mnist(tmp_path, images, labels, compress)
+    x, y = load_mnist(tmp_path, flatten=False)
+    assert np.array_equal(x * 255, images) and y.tolist() == [3, 1, 4, 1, 5]
+    floats = np.array([[1.5, -2.0]], ">f8")
+    (tmp_path / "floats.idx").write_bytes(_idx(floats, 0x0E))
+    got = read_idx(tmp_path / "floats.idx")
+    assert got.tolist() == [[1.5, -2.0]] and got.dtype.isnative
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: b"\x01\x02" + d[2:], "wrong magic number"),
+    (lambda d: d[:2] + b"\x07" + d[3:], "wrong magic number"),
+    (lambda d: b"", "wrong magic number"),
+    (lambda d: d[:9], "truncated header"),
+    (lambda d: d[:-1], "truncated: "),
+    (lambda d: d + b"\x00", "longer than its header says"),
+    (lambda d: gzip.compress(d)[:-9], "gzip stream is damaged or truncated"),
+])
+def test_broken_idx_files_are_refused(tmp_path, damage, message):
+    data = _idx(np.zeros((2, 3, 4), np.uint8))
+    path = tmp_path / "broken"
+    path.write_bytes(damage(data))
+    with pytest.raises(ValueError, match=message):
+        read_idx(path)
+
+
+def test_mnist_files_that_do_not_fit_together_are_refused(tmp_path):
+    images = np.zeros((3, 28, 28), np.uint8)
+    _write_mnist(tmp_path, images, np.array([1, 2], np.uint8), compress=False)
+    with pytest.raises(ValueError, match="has 3 images but .* has 2 labels"):
+        load_mnist(tmp_path)
+    _write_mnist(tmp_path, images, np.array([1, 2, 10], np.uint8), compress=False)
+    with pytest.raises(ValueError, match="labels must be digits 0-9"):
+        load_mnist(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(_idx(np.zeros((3, 1), np.uint8)))
+    with pytest.raises(ValueError, match="expected unsigned bytes of 1 dimension"):
+        load_mnist(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no train-images-idx3-ubyte.gz or train-images-idx3-ubyte"):
+        load_mnist(tmp_path, "train")
+    with pytest.raises(ValueError, match="subset must be one of"):
+        load_mnist(tmp_path, "validation")
+
+
+def test_digits_from_scikit_learn():
+    pytest.importorskip("sklearn")
+    x, y = refnet.datasets.load_digits(dtype=np.float32)
+    assert x.shape == (1797, 64) and x.dtype == np.float32 and x.min() == 0 and x.max() == 1
+    assert sorted(set(y.tolist())) == list(range(10))
+
+
+def test_two_gaussians_have_the_stated_distribution():
+    mean1, mean2, cov = np.array([1.0, 0.0]), np.array([-1.0, 2.0]), np.array([[1.0, 0.3], [0.3, 0.5]])
+    x, y = two_gaussians(40000, mean1, mean2, cov, prior1=0.25, seed=0)
+    # Standard errors with ~10,000-30,000 draws per class are ~0.01: 0.05 is > 4 sigma.
+    assert y.mean() == pytest.approx(0.25, abs=0.02)
+    for label, mean in ((1, mean1), (0, mean2)):
+        np.testing.assert_allclose(x[y == label].mean(0), mean, atol=0.05)
+        np.testing.assert_allclose(np.cov(x[y == label].T), cov, atol=0.05)
+    again = two_gaussians(10, mean1, mean2, cov, prior1=0.25, seed=0, dtype=np.float32)
+    assert again[0].dtype == np.float32 and np.array_equal(again[1], two_gaussians(10, mean1, mean2, cov, 0.25, seed=0)[1])
+    with pytest.raises(ValueError, match="cov must be symmetric positive definite"):
+        two_gaussians(10, mean1, mean2, -cov)

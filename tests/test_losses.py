@@ -1,0 +1,175 @@
+"""Losses: closed forms, an independent extended-precision recomputation, compiled == reference, validation."""
+
+import numpy as np
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+import refnet
+from refnet.losses import ACCURACY, LOSSES
+
+from floats import DTYPES, UNIT_ROUNDOFF, dtypes
+
+# The loss is a sum of rows*units terms accumulated in float64, and each term
+# has a few roundings of its own (log, exp): its relative error is bounded by
+# (terms + 8) * u64 * sum|terms| / |sum|.  Gradients are elementwise, evaluated in
+# float64 and rounded once to the dtype: 1/2 ulp of the dtype plus float64's few
+# ulp, relative to the magnitude of the terms (sigma - t cancels when sigma ~ t).
+GRAD_RTOL = {np.dtype(np.float32): 2 * UNIT_ROUNDOFF[np.dtype(np.float32)], np.dtype(np.float64): 16 * 2.0**-53}
+
+
+def _oracle(name, output, target):
+    """(loss, grad, sum of |loss terms|, |grad terms|) recomputed in np.longdouble from the textbook formulas."""
+    a = output.astype(np.longdouble)
+    rows = a.shape[0]
+    if name == "softmax_cross_entropy":
+        t = np.eye(a.shape[1], dtype=np.longdouble)[target]
+        m = a.max(axis=1, keepdims=True)
+        p = np.exp(a - m) / np.exp(a - m).sum(axis=1, keepdims=True)
+        log_norm, picked = m[:, 0] + np.log(np.exp(a - m).sum(axis=1)), (a * t).sum(axis=1)
+        magnitude = (np.abs(log_norm) + np.abs(picked)).sum() / rows   # the difference cancels
+        # exp(z - log_norm) turns the rounding of its argument, ~u (|z| + |log_norm|), into a relative error.
+        grad_magnitude = (p * (2 + np.abs(a) + 2 * np.abs(m)) + t) / rows
+        return (log_norm - picked).sum() / rows, (p - t) / rows, magnitude, grad_magnitude
+    t = target.astype(np.longdouble)
+    if name == "binary_cross_entropy_with_logits":
+        terms = np.logaddexp(0, a) - a * t          # -ln(1 - sigma) - z t, written another way
+        sigma = 1 / (1 + np.exp(-a))
+        magnitude = (np.abs(a) * (1 + t) + np.log(2)).sum() / rows   # max(z, 0), z t and the log term
+        return terms.sum() / rows, (sigma - t) / rows, magnitude, (sigma + t) / rows
+    if name == "cross_entropy":
+        terms = -(t * np.log(a) + (1 - t) * np.log(1 - a))
+        return (terms.sum() / rows, (a - t) / (a * (1 - a)) / rows, np.abs(terms).sum() / rows,
+                (t / a + (1 - t) / (1 - a)) / rows)
+    terms = (a - t) ** 2
+    return terms.sum() / rows, 2 * (a - t) / rows, terms.sum() / rows, 2 * (abs(a) + abs(t)) / rows
+
+
+@st.composite
+def loss_case(draw, name=None):
+    name = name or draw(st.sampled_from(sorted(LOSSES)))
+    dtype = draw(dtypes)
+    rows = draw(st.integers(1, 6))
+    units = draw(st.integers(1, 6))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    scale = draw(st.sampled_from([1e-3, 1.0, 20.0]))
+    z = (scale * rng.standard_normal((rows, units))).astype(dtype)
+    if name == "softmax_cross_entropy":
+        return name, z, rng.integers(0, units, rows)
+    if name == "cross_entropy":
+        # Sigmoid outputs kept inside (0, 1) (the loss is infinite at the ends)
+        # against one-hot targets, the classic use.
+        z = (1 / (1 + np.exp(-np.clip(z.astype(np.float64), -15, 15)))).astype(dtype)
+        return name, z, np.eye(units, dtype=dtype)[rng.integers(0, units, rows)]
+    return name, z, rng.random((rows, units)).astype(dtype)
+
+
+@given(loss_case())
+@example(("softmax_cross_entropy", np.array([[1000.0, -1000.0]]), np.array([1])))
+@example(("binary_cross_entropy_with_logits", np.array([[800.0, -800.0]]), np.array([[0.0, 1.0]])))
+def test_losses_match_an_extended_precision_oracle_on_both_backends(case):
+    name, output, target = case
+    loss, grad, magnitude, grad_magnitude = _oracle(name, output, target)
+    terms = output.size
+    for backend in ("compiled", "reference"):
+        with refnet.use_backend(backend):
+            got_loss, got_grad = LOSSES[name](output, target)
+        assert isinstance(got_loss, float)
+        assert got_grad.dtype == output.dtype and got_grad.shape == output.shape
+        assert abs(got_loss - float(loss)) <= (terms + 8) * 2.0**-53 * float(magnitude) + 1e-300
+        error = np.abs(got_grad.astype(np.longdouble) - grad)
+        assert np.all(error <= GRAD_RTOL[output.dtype] * grad_magnitude + np.finfo(output.dtype).tiny)
+
+
+@given(loss_case())
+def test_compiled_loss_equals_reference(case):
+    name, output, target = case
+    results = []
+    for backend in ("compiled", "reference"):
+        with refnet.use_backend(backend):
+            results.append(LOSSES[name](output, target))
+    (loss_c, grad_c), (loss_r, grad_r) = results
+    _, _, magnitude, grad_magnitude = _oracle(name, output, target)
+    # Both sum the same float64 terms, in other orders: within twice the oracle test's bound.
+    assert abs(loss_c - loss_r) <= 2 * (output.size + 8) * 2.0**-53 * float(magnitude) + 1e-300
+    error = np.abs(grad_c.astype(np.longdouble) - grad_r)
+    assert np.all(error <= 2 * GRAD_RTOL[output.dtype] * grad_magnitude + np.finfo(output.dtype).tiny)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_closed_forms(dtype, each_backend):
+    k, rows = 4, 3
+    # Equal logits: every class has probability 1/k.
+    loss, grad = refnet.softmax_cross_entropy(np.zeros((rows, k), dtype), [0, 1, 3])
+    assert loss == pytest.approx(np.log(k), rel=1e-6)
+    expected = (np.full((rows, k), 1 / k) - np.eye(k)[[0, 1, 3]]) / rows
+    np.testing.assert_allclose(grad, expected, rtol=1e-6)
+    # Huge logits: the winner's loss is exactly 0 and a confident mistake costs the logit gap.
+    assert refnet.softmax_cross_entropy(np.array([[1000.0, 0.0]], dtype), [0])[0] == 0
+    assert refnet.softmax_cross_entropy(np.array([[1000.0, 0.0]], dtype), [1])[0] == 1000
+    # BCE at z = 0 is ln 2 per unit; at |z| = 800 no overflow: the loss is |z|.
+    assert refnet.binary_cross_entropy_with_logits(np.zeros((2, 3), dtype), np.ones((2, 3), dtype))[0] == pytest.approx(3 * np.log(2), rel=1e-6)
+    assert refnet.binary_cross_entropy_with_logits(np.array([[800.0]], dtype), np.array([[0.0]], dtype))[0] == 800
+    # Cross-entropy of a perfect sigmoid output is 0; of a = 1/2, ln 2 per unit.
+    eye = np.eye(3, dtype=dtype)
+    assert refnet.cross_entropy(eye, eye)[0] == 0
+    loss, grad = refnet.cross_entropy(np.full((2, 3), 0.5, dtype), eye[:2])
+    assert loss == pytest.approx(3 * np.log(2), rel=1e-6)
+    np.testing.assert_allclose(grad, (0.5 - eye[:2]) / 0.25 / 2, rtol=1e-6)
+    # A confident mistake is infinitely costly, without a warning.
+    assert refnet.cross_entropy(np.array([[0.0]], dtype), np.array([[1.0]], dtype))[0] == np.inf
+    # MSE: squared error summed over units, averaged over rows.
+    loss, grad = refnet.mean_squared_error(np.ones((2, 3), dtype), np.zeros((2, 3), dtype))
+    assert loss == 3 and np.array_equal(grad, np.full((2, 3), 1.0))
+
+
+@given(loss_case())
+def test_loss_is_a_mean_over_the_batch(case):
+    """Repeating the batch leaves the loss unchanged and halves each row's gradient."""
+    name, output, target = case
+    loss, grad = LOSSES[name](output, target)
+    loss2, grad2 = LOSSES[name](np.concatenate([output, output]), np.concatenate([target, target]))
+    assert loss2 == pytest.approx(loss, rel=1e-12, abs=1e-300)
+    # Dividing by 2N instead of N changes the float64 rounding of each gradient;
+    # both are within the oracle's bound of the true value.
+    _, _, _, grad_magnitude = _oracle(name, output, target)
+    error = np.abs(2 * grad2[: len(output)].astype(np.longdouble) - grad)
+    assert np.all(error <= 2 * GRAD_RTOL[output.dtype] * grad_magnitude + 2 * np.finfo(output.dtype).tiny)
+
+
+def test_accuracy_readers():
+    assert ACCURACY["softmax_cross_entropy"](np.array([[0.0, 1.0], [2.0, 1.0]]), np.array([1, 1])) == 0.5
+    assert ACCURACY["binary_cross_entropy_with_logits"](np.array([[-1.0], [3.0]]), np.array([[0.0], [0.0]])) == 0.5
+    assert ACCURACY["cross_entropy"](np.array([[0.2, 0.8]]), np.array([[0.0, 1.0]])) == 1
+
+
+def test_bad_arguments_are_named():
+    z = np.zeros((2, 3))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
+        refnet.softmax_cross_entropy(z, [0, 3])
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
+        refnet.softmax_cross_entropy(z, [-1, 0])
+    with pytest.raises(TypeError, match="labels must be integer class labels"):
+        refnet.softmax_cross_entropy(z, [0.0, 1.0])
+    with pytest.raises(ValueError, match=r"labels must have shape \(2,\)"):
+        refnet.softmax_cross_entropy(z, [0])
+    with pytest.raises(ValueError, match="logits must have at least 1 row"):
+        refnet.softmax_cross_entropy(np.zeros((0, 3)), np.zeros(0, int))
+    with pytest.raises(ValueError, match="targets must lie in"):
+        refnet.binary_cross_entropy_with_logits(z, np.full((2, 3), 2.0))
+    with pytest.raises(ValueError, match="outputs must lie in"):
+        refnet.cross_entropy(np.full((2, 3), -0.1), np.zeros((2, 3)))
+    with pytest.raises(TypeError, match="targets must have the dtype of outputs"):
+        refnet.mean_squared_error(z, np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match="targets must have the shape of outputs"):
+        refnet.mean_squared_error(z, np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="outputs must be 2-D"):
+        refnet.mean_squared_error(np.zeros(3), np.zeros(3))
+
+
+def test_out_receives_the_gradient_and_inputs_are_untouched(each_backend):
+    z = np.array([[1.0, -2.0], [0.5, 0.0]])
+    z_copy = z.copy()
+    out = np.empty_like(z)
+    loss, grad = refnet.softmax_cross_entropy(z, [1, 0], out=out)
+    assert grad is out and np.array_equal(z, z_copy)
