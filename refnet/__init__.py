@@ -31,9 +31,9 @@ from .functional import (
     tanh_backward,
     tanh_derivative,
 )
-from .functional import dense, dense_backward
+from .functional import dense, dense_backward, dropout, dropout_backward
 from .gradcheck import GradcheckResult, gradcheck
-from .layers import Dense, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, Tanh
+from .layers import Dense, Dropout, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, Tanh
 from .losses import (
     binary_cross_entropy_with_logits,
     cross_entropy,
@@ -70,11 +70,14 @@ __all__ = [
     "tanh_derivative",
     "dense",
     "dense_backward",
+    "dropout",
+    "dropout_backward",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
     "mean_squared_error",
     "softmax_cross_entropy",
     "Dense",
+    "Dropout",
     "LeakyReLU",
     "Maxout",
     "PReLU",

@@ -23,8 +23,8 @@ from .reference import activations as _reference_activations
 from .backend import active
 from .reference.dense import DENSE_ACTIVATIONS
 
-# One validated public function per reference activation kernel, under its name, and the dense layer.
-__all__ = [*_reference_activations.__all__, "dense", "dense_backward"]
+# One validated public function per reference activation kernel, under its name; the dense layer; dropout.
+__all__ = [*_reference_activations.__all__, "dense", "dense_backward", "dropout", "dropout_backward"]
 
 DEFAULT_LEAKY_SLOPE = 0.01
 
@@ -410,3 +410,82 @@ def dense_backward(grad_output, x, weight, z, activation=None, slope=DEFAULT_LEA
     return active().dense_backward(
         grad_output, x, weight, z, name, slope, grad_z, grad_input, grad_weight, grad_bias
     )
+
+
+# --- dropout --------------------------------------------------------------------------
+
+DROPOUT_MODES = ("inverted", "scale-at-test")
+
+
+def _dropout_arguments(p, mode):
+    """Validate p and mode; return (p, the training-time scale of kept units)."""
+    p = _validate.finite_scalar(p, "p")
+    if not 0 <= p < 1:
+        raise ValueError(f"p must be a drop probability in [0, 1), got {p}")
+    if mode not in DROPOUT_MODES:
+        raise ValueError(f"mode must be one of {list(DROPOUT_MODES)}, got {mode!r}")
+    return p, 1 / (1 - p) if mode == "inverted" else 1.0
+
+
+def dropout(z, p, rng, *, mode="inverted", out=None):
+    r"""Training-time dropout: drop each unit with probability ``p``; return ``(output, mask)``.
+
+    The mask rule: draw ``rng.random(z.size)`` (one double per unit, in C
+    order) and keep unit *i* iff its double is :math:`\ge p`.  Both backends
+    follow it draw for draw, so a seed gives the same mask on either.
+
+    .. math:: y_i = \begin{cases} s\, z_i & \text{kept} \\ 0 & \text{dropped} \end{cases},
+              \qquad s = \begin{cases} 1/(1-p) & \text{mode="inverted" (PyTorch, Keras)} \\
+              1 & \text{mode="scale-at-test" (Lee, Srivastava et al.)} \end{cases}
+
+    Parameters
+    ----------
+    z : array_like of float32 or float64
+    p : float in [0, 1)
+        Drop probability; ``p = 0`` is the identity and draws nothing.
+    rng : numpy.random.Generator
+        The random stream; it advances by ``z.size`` doubles.
+    mode : {"inverted", "scale-at-test"}
+    out : ndarray, optional
+
+    Returns
+    -------
+    output : ndarray
+    mask : ndarray of bool
+        True where the unit was kept; :func:`dropout_backward` takes it.
+
+    >>> import numpy as np, refnet
+    >>> y, mask = refnet.dropout(np.ones(6), 0.5, np.random.default_rng(0))
+    >>> y, mask
+    (array([2., 0., 0., 0., 2., 2.]), array([ True, False, False, False,  True,  True]))
+    >>> np.random.default_rng(0).random(6) >= 0.5     # the rule, by hand
+    array([ True, False, False, False,  True,  True])
+    """
+    z = _validate.float_array(z, "z")
+    p, scale = _dropout_arguments(p, mode)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    target, result = _validate.output(out, z.shape, z.dtype, [z])
+    mask = np.empty(z.shape, dtype=np.uint8)
+    if p == 0:
+        np.copyto(target, z)
+        mask.fill(1)
+    else:
+        active().dropout_forward(z.reshape(-1), p, scale, rng, mask.reshape(-1), target.reshape(-1))
+    return _finish(target, result, out), mask.view(np.bool_)
+
+
+def dropout_backward(grad_output, mask, p, *, mode="inverted", out=None):
+    r"""∂L/∂z = s·∂L/∂y where the forward pass kept the unit, else 0 (``mask`` from :func:`dropout`)."""
+    grad_output = _validate.float_array(grad_output, "grad_output")
+    p, scale = _dropout_arguments(p, mode)
+    mask = np.asarray(mask)
+    if mask.dtype != np.bool_:
+        raise TypeError(f"mask must be a bool array (from refnet.dropout), got dtype {mask.dtype}")
+    if mask.shape != grad_output.shape:
+        raise ValueError(f"mask must have the shape of grad_output {grad_output.shape}, got {mask.shape}")
+    mask = np.ascontiguousarray(mask)
+    target, result = _validate.output(out, grad_output.shape, grad_output.dtype, [grad_output])
+    active().dropout_backward(grad_output.reshape(-1), mask.view(np.uint8).reshape(-1), scale,
+                              target.reshape(-1))
+    return _finish(target, result, out)

@@ -38,6 +38,7 @@ __all__ = [
     "LeakyReLU",
     "PReLU",
     "Maxout",
+    "Dropout",
 ]
 
 
@@ -281,3 +282,57 @@ class PReLU(Layer):
 
     def config(self):
         return {"units": self.units, "init": self.init, "dtype": self.dtype.name}
+
+
+class Dropout(Layer):
+    r"""Dropout [Srivastava2014]_: while training, drop each unit with probability ``p``.
+
+    A fresh mask is drawn on every training forward pass (every minibatch) and
+    the matching backward pass uses it; nothing is dropped when not training.
+    Works on the network's inputs too (as the first layer).
+
+    Parameters
+    ----------
+    p : float in [0, 1)
+        Drop probability; 0 is the identity.
+    mode : {"inverted", "scale-at-test"}
+        ``"inverted"`` (PyTorch, Keras): kept units are scaled by 1/(1−p)
+        while training; the identity at test.  ``"scale-at-test"`` (Lee, the
+        original paper): no scaling while training; outputs multiplied by
+        (1−p) at test, which equals multiplying the outgoing weights by (1−p).
+    seed : None, int or numpy.random.Generator
+        The random stream of the masks (see :func:`refnet.dropout` for the rule).
+
+    References
+    ----------
+    .. [Srivastava2014] N. Srivastava et al., "Dropout: A Simple Way to Prevent
+       Neural Networks from Overfitting", JMLR 15, 2014.
+    """
+
+    def __init__(self, p, mode="inverted", *, seed=None):
+        self.p, _ = functional._dropout_arguments(p, mode)
+        self.mode = mode
+        self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+    @property
+    def test_scale(self):
+        """What the layer multiplies by when not training: 1 (inverted) or 1 − p (scale-at-test)."""
+        return 1.0 if self.mode == "inverted" else 1.0 - self.p
+
+    def forward(self, x, training=False):
+        x = _validate.float_array(x, "x")
+        if training:
+            out, self._mask = functional.dropout(x, self.p, self.rng, mode=self.mode)
+            return out
+        self._mask = None
+        return x * x.dtype.type(self.test_scale)
+
+    def backward(self, grad_output, input_gradient=True):
+        mask = self._saved("_mask")
+        if mask is None:
+            grad_output = _validate.float_array(grad_output, "grad_output")
+            return grad_output * grad_output.dtype.type(self.test_scale)
+        return functional.dropout_backward(grad_output, mask, self.p, mode=self.mode)
+
+    def config(self):
+        return {"p": self.p, "mode": self.mode}

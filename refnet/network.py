@@ -25,7 +25,7 @@ import numpy as np
 from scipy.linalg.blas import get_blas_funcs
 
 from . import _validate
-from .layers import Dense, Layer, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, Tanh
+from .layers import Dense, Dropout, Layer, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, Tanh
 from .losses import ACCURACY, LOSSES
 
 __all__ = ["Sequential", "History", "GradientNorms", "PlainSGD"]
@@ -33,7 +33,7 @@ __all__ = ["Sequential", "History", "GradientNorms", "PlainSGD"]
 FILE_FORMAT = "refnet.Sequential/1"
 
 # The only layers a file may name; anything else is refused, never looked up.
-LAYER_TYPES = {cls.__name__: cls for cls in (Dense, Sigmoid, Tanh, ReLU, LeakyReLU, PReLU, Maxout)}
+LAYER_TYPES = {cls.__name__: cls for cls in (Dense, Sigmoid, Tanh, ReLU, LeakyReLU, PReLU, Maxout, Dropout)}
 
 # The shapes a layer's parameters must have, from its config, checked before the
 # layer is built (so a tampered config cannot make it allocate something huge).
