@@ -40,7 +40,8 @@ from .losses import (
     mean_squared_error,
     softmax_cross_entropy,
 )
-from .network import GradientNorms, History, Sequential
+from .callbacks import EarlyStopping, GradientNorms
+from .network import History, Sequential
 
 __version__ = "0.1.0"
 
@@ -87,6 +88,7 @@ __all__ = [
     "Sequential",
     "History",
     "GradientNorms",
+    "EarlyStopping",
     "gradcheck",
     "GradcheckResult",
 ]

@@ -28,7 +28,7 @@ from . import _validate
 from .layers import Dense, Dropout, Layer, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, Tanh
 from .losses import ACCURACY, LOSSES
 
-__all__ = ["Sequential", "History", "GradientNorms", "PlainSGD"]
+__all__ = ["Sequential", "History", "PlainSGD"]
 
 FILE_FORMAT = "refnet.Sequential/1"
 
@@ -62,33 +62,6 @@ class History(dict):
     def _append(self, logs):
         for key, value in logs.items():
             self.setdefault(key, []).append(value)
-
-
-class GradientNorms:
-    """Callback recording the L2 norm of every parameter's gradient after each batch.
-
-    ``norms`` maps each name of :meth:`Sequential.named_parameters` (for example
-    ``"0.dense.bias"``) to a list with one norm per batch.  The gradients are the
-    batch means of the loss's, read after the backward pass and before the
-    optimizer's step: the quantities whose decay towards the input layers is the
-    vanishing-gradient problem (Nielsen, ch. 5).
-    """
-
-    def __init__(self):
-        self.norms = {}
-
-    def on_batch_end(self, network, batch, logs):
-        names = [name for name, _ in network.named_parameters()]
-        for name, grad in zip(names, network.gradients()):
-            self.norms.setdefault(name, []).append(float(np.linalg.norm(grad)))
-
-    def by_layer(self):
-        """Per layer (``"0.dense"``, ...): the norm of all its parameters' gradients, per batch."""
-        squares = {}
-        for name, norms in self.norms.items():
-            layer = name.rsplit(".", 1)[0]
-            squares[layer] = squares.get(layer, 0) + np.square(norms)
-        return {layer: np.sqrt(total).tolist() for layer, total in squares.items()}
 
 
 class PlainSGD:
@@ -335,6 +308,7 @@ class Sequential:
         params, grads = self.parameters(), self.gradients()
         history = History()
         self.stop_training = False
+        _call(callbacks, "on_train_begin", self, 0, {})
         try:
             for epoch in range(epochs):
                 _call(callbacks, "on_epoch_begin", self, epoch, {})
@@ -371,6 +345,7 @@ class Sequential:
         finally:
             if bar is not None:
                 bar.close()
+        _call(callbacks, "on_train_end", self, len(history.get("loss", ())), dict(history))
         return history
 
 
