@@ -27,6 +27,7 @@ from .functional import (
     tanh_backward,
     tanh_derivative,
 )
+from .optim import SGD, Adagrad, Adam, Constant, InverseTime, RMSProp, StepDecay
 
 __version__ = "0.1.0"
 
@@ -52,4 +53,11 @@ __all__ = [
     "tanh",
     "tanh_backward",
     "tanh_derivative",
+    "SGD",
+    "Adagrad",
+    "RMSProp",
+    "Adam",
+    "Constant",
+    "StepDecay",
+    "InverseTime",
 ]

@@ -378,3 +378,6 @@ def maxout_backward(const floating[:, ::1] grad_output, const floating[:, ::1] z
         with nogil:
             _maxout_backward(&grad_output[0, 0], &z[0, 0], &out[0, 0], n_units, pieces)
     return out.base
+
+
+include "_optim.pxi"

@@ -6,5 +6,7 @@ signature in :mod:`refnet._core`.
 
 from .activations import *  # noqa: F403 -- the kernels are this package's namespace
 from .activations import __all__ as _activations
+from .optimizers import *  # noqa: F403
+from .optimizers import __all__ as _optimizers
 
-__all__ = list(_activations)
+__all__ = list(_activations) + list(_optimizers)
