@@ -344,10 +344,12 @@ class Optimizer:
             raise ValueError("state_dict must be a dict returned by Optimizer.state_dict()")
         if state_dict["optimizer"] != type(self).__name__:
             raise ValueError(f"state_dict is from {state_dict['optimizer']}, not {type(self).__name__}")
-        mine = self._config()
-        for key, value in state_dict["config"].items():
-            if mine.get(key) != value:
-                raise ValueError(f"state_dict has {key}={value!r}, but this optimizer has {key}={mine.get(key)!r}")
+        mine, saved = self._config(), state_dict["config"]
+        for key in sorted(set(mine) | set(saved)):
+            if mine.get(key) != saved.get(key):
+                raise ValueError(
+                    f"state_dict has {key}={saved.get(key)!r}, but this optimizer has {key}={mine.get(key)!r}"
+                )
         steps = state_dict["steps"]
         if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
             raise ValueError(f"state_dict['steps'] must be a non-negative int, got {steps!r}")
