@@ -9,7 +9,7 @@
 # are separate loops: an `inline` loop body is called with literal flags, and the
 # C compiler specialises and vectorises each copy.
 
-from libc.math cimport ldexp, sqrt, sqrtf
+from libc.math cimport sqrt, sqrtf
 
 
 cdef extern from "<float.h>":
@@ -79,27 +79,20 @@ cdef inline void _rmsprop(floating* param, const floating* grad, floating* squar
                           bint root_state, bint centered, bint with_momentum) noexcept nogil:
     """v := a v + b g^2 (or sigma := scaled hypot);  theta := keep * theta - lr * g / d (or through the buffer)"""
     cdef Py_ssize_t i
-    cdef floating theta, g, v, g_bar, variance, larger, factor, inverse, scaled_old, scaled_new
-    cdef floating d, normalised, b
-    # The powers of two of the reference's _HYPOT_SCALING (exact in either precision).
-    cdef floating low = <floating>ldexp(1, -50 if floating is float else -500)
-    cdef floating high = <floating>ldexp(1, 50 if floating is float else 500)
-    cdef floating low_up = <floating>ldexp(1, 90 if floating is float else 600)
-    cdef floating high_down = <floating>ldexp(1, -70 if floating is float else -600)
-    cdef floating up_inverse = 1 / low_up, down_inverse = 1 / high_down
+    cdef floating theta, g, v, g_bar, variance, magnitude, larger, smaller, weight_larger, weight_smaller
+    cdef floating ratio, d, normalised, b
     for i in range(n):
         theta = param[i]
         g = _regularised(theta, grad[i], l2, l1)
         if root_state:
             v = square_avg[i]
-            larger = fabs(g)
-            if v >= larger:
-                larger = v
-            factor = low_up if larger < low else (high_down if larger > high else 1)
-            inverse = up_inverse if larger < low else (down_inverse if larger > high else 1)
-            scaled_old = v * factor
-            scaled_new = g * factor
-            v = _root(old_weight * (scaled_old * scaled_old) + new_weight * (scaled_new * scaled_new)) * inverse
+            magnitude = fabs(g)
+            if v >= magnitude:
+                larger, smaller, weight_larger, weight_smaller = v, magnitude, old_weight, new_weight
+            else:
+                larger, smaller, weight_larger, weight_smaller = magnitude, v, new_weight, old_weight
+            ratio = smaller / (larger if larger > 0 else 1)
+            v = larger * _root(weight_larger + weight_smaller * (ratio * ratio))
             square_avg[i] = v
             d = v + eps_out
         else:

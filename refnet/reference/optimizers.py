@@ -58,15 +58,6 @@ import numpy as np
 __all__ = ["sgd", "sgd_momentum", "rmsprop", "adam"]
 
 
-# (low, high, up, down): sigma and g are scaled by `up` where max(sigma, |g|) < low, by `down`
-# where it is > high.  Every scaled m lands where m^2 is a normal number: float64 subnormals
-# times 2^600 are >= 2^-474; float32 ones times 2^90 are >= 2^-59.
-_HYPOT_SCALING = {
-    np.dtype(np.float64): (2.0**-500, 2.0**500, 2.0**600, 2.0**-600),
-    np.dtype(np.float32): (2.0**-50, 2.0**50, 2.0**90, 2.0**-70),
-}
-
-
 def _regularised(param, grad, l2, l1, keep):
     r"""Return :math:`g + \lambda_2\theta + \lambda_1\operatorname{sgn}\theta` and decay
     :math:`\theta \leftarrow \kappa\theta` in place, in that order (the penalty
@@ -146,13 +137,11 @@ def rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight, 
     :math:`g \ne 0`, even where :math:`g^2` underflows (:math:`g = 10^{-200}` in
     float64):
 
-    .. math:: \sigma \leftarrow \frac1s \sqrt{a\,(s\sigma)^2 + b\,(s g)^2}, \qquad d = \sigma + \varepsilon
+    .. math:: m = \max(\sigma, |g|), \qquad
+              \sigma \leftarrow m \sqrt{a\,(\sigma/m)^2 + b\,(g/m)^2}, \qquad d = \sigma + \varepsilon
 
-    with :math:`s` a power of two, 1 unless :math:`m = \max(\sigma, |g|)` is outside
-    :math:`[2^{-500}, 2^{500}]` (float64; :math:`[2^{-50}, 2^{50}]` in float32), where the
-    squares would overflow or lose bits; then :math:`s = 2^{600}` or :math:`2^{-600}`
-    (float32: :math:`2^{90}`, :math:`2^{-70}`), which maps :math:`m` into the safe range.
-    (:math:`\varepsilon` is always outside the root here; ``eps_in_sqrt`` is ignored.)  Then the step, with no
+    (one of the two ratios is exactly 1; :math:`\sigma \leftarrow 0` where :math:`m = 0`; :math:`\varepsilon` is
+    always outside the root here, ``eps_in_sqrt`` is ignored).  Then the step, with no
     momentum (empty ``momentum_buffer``) Lee's
     :math:`\theta \leftarrow \theta - \frac{\eta}{\sigma} g` [Lee]_:
 
@@ -169,15 +158,16 @@ def rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight, 
     """
     g = _regularised(param, grad, l2, l1, keep)
     if root_state:
-        # Both terms are multiplied by a power of two (exactly) when the larger lies outside
-        # the range where its square neither overflows nor loses bits; the smaller's square
-        # may still underflow there, which is negligible next to the larger's.
-        low, high, up, down = _HYPOT_SCALING[g.dtype]
-        larger = np.maximum(square_avg, np.abs(g))
-        scale = np.where(larger < low, up, np.where(larger > high, down, 1.0)).astype(g.dtype)
-        unscale = np.where(larger < low, 1 / up, np.where(larger > high, 1 / down, 1.0)).astype(g.dtype)
-        old, new = square_avg * scale, g * scale
-        square_avg[...] = np.sqrt(old_weight * (old * old) + new_weight * (new * new)) * unscale
+        # The larger of sigma and |g| factors out; the other enters as a ratio <= 1, whose
+        # square may underflow harmlessly (sigma/sigma = 1 exactly, so no second division).
+        magnitude = np.abs(g)
+        old_larger = square_avg >= magnitude
+        larger = np.where(old_larger, square_avg, magnitude)
+        smaller = np.where(old_larger, magnitude, square_avg)
+        weight_larger = np.where(old_larger, old_weight, new_weight).astype(g.dtype)
+        weight_smaller = np.where(old_larger, new_weight, old_weight).astype(g.dtype)
+        ratio = smaller / np.where(larger > 0, larger, 1)
+        square_avg[...] = larger * np.sqrt(weight_larger + weight_smaller * (ratio * ratio))
         denominator = square_avg + eps
     else:
         square_avg *= old_weight
