@@ -4,75 +4,34 @@ Every kernel exists twice under one name: a NumPy transcription of its formula
 (:mod:`refnet.reference`) and a compiled twin (:mod:`refnet._core`).  The
 functions here validate their arguments and run the active backend
 (:func:`use_backend`, :func:`set_backend`).  On top of them: layers
-(:class:`Dense`, the activation layers), :class:`Sequential` networks that
-train with any optimizer having ``step(params, grads)``, losses averaged over
-the batch, :func:`gradcheck`, and :mod:`refnet.datasets`.
+(:class:`Dense`, the activation layers, :class:`Dropout`), :class:`Sequential`
+networks that train with any optimizer having ``step(params, grads)``, the
+optimizers themselves in every major convention (:class:`SGD`,
+:class:`Adagrad`, :class:`RMSProp`, :class:`Adam`), losses averaged over the
+batch, regularisers, callbacks, :func:`gradcheck` and :mod:`refnet.datasets`.
 """
 
-from . import bayes, datasets
+from . import bayes, datasets, ensemble
 from .backend import get_backend, set_backend, use_backend
-from .functional import (
-    leaky_relu,
-    leaky_relu_backward,
-    leaky_relu_derivative,
-    maxout,
-    maxout_backward,
-    prelu,
-    prelu_backward,
-    relu,
-    relu_backward,
-    relu_derivative,
-    sigmoid,
-    sigmoid_backward,
-    sigmoid_derivative,
-    softmax,
-    softmax_backward,
-    tanh,
-    tanh_backward,
-    tanh_derivative,
-)
-from .functional import dense, dense_backward, dropout, dropout_backward
+from .callbacks import EarlyStopping, GradientNorms
+from .functional import *  # noqa: F403 -- every validated public function
+from .functional import __all__ as _functions
 from .gradcheck import GradcheckResult, gradcheck
 from .layers import Dense, Dropout, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, Tanh
-from .losses import (
-    binary_cross_entropy_with_logits,
-    cross_entropy,
-    mean_squared_error,
-    softmax_cross_entropy,
-)
-from .callbacks import EarlyStopping, GradientNorms
+from .losses import binary_cross_entropy_with_logits, cross_entropy, mean_squared_error, softmax_cross_entropy
 from .network import History, Sequential
+from .optim import SGD, Adagrad, Adam, Constant, InverseTime, RMSProp, StepDecay
 
 __version__ = "0.1.0"
 
 __all__ = [
     "bayes",
     "datasets",
+    "ensemble",
     "get_backend",
     "set_backend",
     "use_backend",
-    "leaky_relu",
-    "leaky_relu_backward",
-    "leaky_relu_derivative",
-    "maxout",
-    "maxout_backward",
-    "prelu",
-    "prelu_backward",
-    "relu",
-    "relu_backward",
-    "relu_derivative",
-    "sigmoid",
-    "sigmoid_backward",
-    "sigmoid_derivative",
-    "softmax",
-    "softmax_backward",
-    "tanh",
-    "tanh_backward",
-    "tanh_derivative",
-    "dense",
-    "dense_backward",
-    "dropout",
-    "dropout_backward",
+    *_functions,
     "binary_cross_entropy_with_logits",
     "cross_entropy",
     "mean_squared_error",
@@ -91,4 +50,11 @@ __all__ = [
     "EarlyStopping",
     "gradcheck",
     "GradcheckResult",
+    "SGD",
+    "Adagrad",
+    "RMSProp",
+    "Adam",
+    "Constant",
+    "StepDecay",
+    "InverseTime",
 ]

@@ -409,3 +409,4 @@ def maxout_backward(const floating[:, ::1] grad_output, const floating[:, ::1] z
 include "_dense.pxi"
 include "_losses.pxi"
 include "_dropout.pxi"
+include "_optim.pxi"

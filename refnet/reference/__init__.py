@@ -12,5 +12,13 @@ from .dropout import *  # noqa: F403
 from .dropout import __all__ as _dropout
 from .losses import *  # noqa: F403
 from .losses import __all__ as _losses
+from .optimizers import *  # noqa: F403
+from .optimizers import __all__ as _optimizers
 
-__all__ = [*_activations, *(name for name in _dense if name != "DENSE_ACTIVATIONS"), *_dropout, *_losses]
+__all__ = [
+    *_activations,
+    *(name for name in _dense if name != "DENSE_ACTIVATIONS"),
+    *_dropout,
+    *_losses,
+    *_optimizers,
+]

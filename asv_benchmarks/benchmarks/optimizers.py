@@ -1,0 +1,64 @@
+"""One optimizer step on 10^7 parameters: compiled vs reference vs an in-place streaming pass.
+
+Target (issue 4): every compiled update's effective bandwidth, the bytes its formula must read
+plus write (``BYTES_PER_ELEMENT`` arrays of the dtype per parameter), at least 50% of the
+in-place scale's (2 arrays per element: read and write), both measured in the same run:
+``ratio = (BYTES_PER_ELEMENT[rule] / 2) * time_in_place_scale / time_step``.
+"""
+
+import numpy as np
+
+import refnet
+
+from .common import BACKENDS, DTYPES, Benchmark, random_array
+
+SIZE = 10_000_000
+
+RULES = {
+    "sgd": lambda: refnet.SGD(1e-3),
+    "sgd_momentum": lambda: refnet.SGD(1e-3, momentum=0.9),
+    "sgd_nesterov": lambda: refnet.SGD(1e-3, momentum=0.9, nesterov=True),
+    "adagrad": lambda: refnet.Adagrad(1e-2),
+    "adagrad_lee": lambda: refnet.Adagrad(1e-2, convention="lee"),
+    "rmsprop": lambda: refnet.RMSProp(1e-3),
+    "rmsprop_lee": lambda: refnet.RMSProp(1e-3, convention="lee"),
+    "rmsprop_centered_momentum": lambda: refnet.RMSProp(1e-3, momentum=0.9, centered=True),
+    "adam": lambda: refnet.Adam(1e-3),
+    "adamw_keras": lambda: refnet.Adam(1e-3, weight_decay=0.01, convention="keras"),
+}
+
+# Arrays of the dtype each rule must read or write per parameter: the parameter (read, write),
+# the gradient (read), and each state array (read, write).
+BYTES_PER_ELEMENT = {
+    "sgd": 3, "sgd_momentum": 5, "sgd_nesterov": 5, "adagrad": 5, "adagrad_lee": 5, "rmsprop": 5,
+    "rmsprop_lee": 5, "rmsprop_centered_momentum": 9, "adam": 7, "adamw_keras": 7,
+}
+
+
+class Step(Benchmark):
+    params = [list(RULES), BACKENDS, DTYPES]
+    param_names = ["rule", "backend", "dtype"]
+
+    def setup(self, rule, backend, dtype):
+        self.setup_backend(backend)
+        self.optimizer = RULES[rule]()
+        self.params = [random_array(SIZE, dtype)]
+        self.grads = [random_array(SIZE, dtype, seed=1)]
+        self.optimizer.step(self.params, self.grads)   # state allocated outside the timing
+
+    def time_step(self, rule, backend, dtype):
+        self.optimizer.step(self.params, self.grads)
+
+
+class StreamingBaseline:
+    """An in-place scale of one array of the same size: read and write, the bandwidth reference."""
+
+    params = [DTYPES]
+    param_names = ["dtype"]
+
+    def setup(self, dtype):
+        self.a = random_array(SIZE, dtype)
+
+    def time_in_place_scale(self, dtype):
+        # By -1, not 0.5: repeated halving would reach subnormals, which are slow on x86.
+        np.multiply(self.a, -1.0, out=self.a)

@@ -1,0 +1,663 @@
+r"""Optimizers: SGD (momentum, Nesterov), Adagrad, RMSProp and Adam/AdamW, in every convention.
+
+Libraries disagree on where :math:`\varepsilon` goes, what a running average
+starts from and whether the learning rate sits inside the momentum buffer.
+Here every difference is an explicit switch, and a *convention* is a named
+table of switches and default hyper-parameters:
+
+``"lee"``
+    the lecture's forms [Lee]: Adagrad and RMSProp without :math:`\varepsilon`,
+    RMSProp with :math:`\sigma^0 = |g^0|`, momentum :math:`v \leftarrow \lambda v - \eta\nabla L`,
+    Adam as Kingma & Ba's Algorithm 1.  Nesterov and centered RMSProp are not
+    in the lecture and are refused.  Lee's :math:`\sigma` is kept as a root and
+    updated with ``hypot``-style scaling (``root_state``), so it cannot underflow
+    to 0 while :math:`g \ne 0`; where a denominator is exactly 0 (every
+    gradient so far 0) the step is 0.
+``"torch"`` (the default)
+    ``torch.optim.SGD``, ``Adagrad``, ``RMSprop``, ``Adam`` and ``AdamW`` (Adam with
+    ``decoupled=True``), with their defaults for anything unspecified.
+``"keras"``
+    Keras 3: :math:`\varepsilon` inside the square root, the Adagrad
+    accumulator starting at 0.1, the :math:`\hat\varepsilon` Adam, the learning
+    rate inside the RMSProp momentum buffer, Keras' defaults, and ``weight_decay``
+    meaning Keras' decoupled decay :math:`\theta \leftarrow \theta - \eta\lambda\theta`
+    in every optimizer.
+
+``lr`` is always required.  A hyper-parameter or switch left at ``None`` takes
+the convention's value; one given explicitly overrides it.  Each class lists
+its table.  The formulas, with their sources, are on the reference kernels in
+:mod:`refnet.reference.optimizers`; the compiled twins in :mod:`refnet._core`
+run them as one fused in-place pass per parameter array.
+
+Common to every optimizer:
+
+* ``opt.step(params, grads, names=None)`` updates a list of C-contiguous,
+  writeable float32/float64 arrays in place.  State (momentum buffers, running
+  averages) is kept per *position* in the list and created on the first step.
+  Everything is checked before any array is written: on error nothing changes.
+* ``l1=`` adds :math:`\lambda_1\operatorname{sgn}\theta` to the gradient (sgn 0 = 0);
+  ``weight_decay`` is coupled L2 (:math:`g \mathrel{+}= \lambda\theta`, PyTorch) unless
+  ``decoupled`` (:math:`\theta \leftarrow (1 - \eta\lambda)\theta` before the
+  update: AdamW, Keras).  For plain SGD the two coincide; for RMSProp and Adam
+  they do not.
+* ``schedule=`` multiplies the learning rate by a factor of the number of steps
+  taken so far: :class:`Constant`, :class:`StepDecay`, :class:`InverseTime`.
+* ``groups=`` sets per-parameter options, as ``torch.optim`` parameter groups:
+  a list of dicts ``{"params": [...], "lr_scale": float, "weight_decay": bool}``
+  whose ``params`` are positions (``int``) or names (``str``, shell patterns such
+  as ``"*.bias"``, matched against ``names`` given to :meth:`~Optimizer.step`,
+  the names of ``named_parameters()``).  ``lr_scale`` multiplies the learning
+  rate (decoupled decay included); ``weight_decay=False`` exempts the
+  parameters from weight decay and L1 (biases, usually).  Later groups override
+  earlier ones for the keys they set.
+* ``state_dict()`` / ``load_state_dict()`` save and restore the step count and
+  every state array (copies), so a resumed run continues bit for bit.
+
+References
+----------
+.. [Lee] Hung-yi Lee, "Tips for Training DNN", NTU Machine Learning course.
+.. [Torch] PyTorch documentation of ``torch.optim``.
+.. [Keras] Keras 3 source, ``keras/src/optimizers/``.
+"""
+
+import dataclasses
+import fnmatch
+import math
+import numbers
+import operator
+
+import numpy as np
+
+from . import _validate
+from .backend import active
+
+__all__ = ["SGD", "Adagrad", "RMSProp", "Adam", "Constant", "StepDecay", "InverseTime", "CONVENTIONS"]
+
+CONVENTIONS = ("lee", "torch", "keras")
+
+
+# --- learning-rate schedules ---------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Constant:
+    r"""The learning rate as given: :math:`\eta_t = \eta`."""
+
+    def factor(self, t):
+        return 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class StepDecay:
+    r"""Step decay: :math:`\eta_t = \eta\,\gamma^{\lfloor t / s \rfloor}`, ``t`` steps taken so far
+    (PyTorch's ``StepLR`` stepped once per optimizer step)."""
+
+    step_size: int
+    gamma: float = 0.1
+
+    def __post_init__(self):
+        _validate.positive_int(self.step_size, "step_size")
+        _in_range(self.gamma, "gamma", 0.0, 1.0)
+
+    def factor(self, t):
+        return self.gamma ** (t // self.step_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class InverseTime:
+    r"""1/t decay: :math:`\eta_t = \eta / (1 + d\,t)^p`, ``t`` steps taken so far.
+
+    ``power=1`` is Keras' ``InverseTimeDecay`` (``decay_steps=1``); Lee's
+    :math:`\eta^t = \eta/\sqrt{t+1}` is ``InverseTime(decay=1, power=0.5)``.
+    """
+
+    decay: float = 1.0
+    power: float = 1.0
+
+    def __post_init__(self):
+        _in_range(self.decay, "decay", 0.0)
+        _in_range(self.power, "power", 0.0)
+
+    def factor(self, t):
+        return (1.0 + self.decay * t) ** -self.power
+
+
+# --- argument checks ----------------------------------------------------------------
+
+def _in_range(value, name, low, high=None, high_open=False):
+    """Return ``value`` as a float in [low, high] (or [low, high)), or raise naming ``name``."""
+    number = _validate.finite_scalar(value, name)
+    if number < low or (high is not None and (number >= high if high_open else number > high)):
+        expected = f">= {low}" if high is None else f"in [{low}, {high}" + (")" if high_open else "]")
+        raise ValueError(f"{name} must be {expected}, got {number}")
+    return number
+
+
+def _flag(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _param(array, index):
+    name = f"params[{index}]"
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray updated in place, got {type(array).__name__}")
+    if array.dtype not in _validate.FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64, got {array.dtype}")
+    if not array.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous (it is updated in place)")
+    if not array.flags.writeable:
+        raise ValueError(f"{name} must be writeable, got a read-only array")
+    return array
+
+
+def _sequence(value, name):
+    if isinstance(value, np.ndarray) or not isinstance(value, (list, tuple)):
+        raise TypeError(f"{name} must be a list or tuple of arrays, got {type(value).__name__}")
+    return value
+
+
+def _group(spec, index):
+    name = f"groups[{index}]"
+    if not isinstance(spec, dict):
+        raise TypeError(f"{name} must be a dict, got {type(spec).__name__}")
+    unknown = set(spec) - {"params", "lr_scale", "weight_decay"}
+    if unknown:
+        raise ValueError(f"{name} has unknown keys {sorted(unknown)}; allowed: params, lr_scale, weight_decay")
+    if "params" not in spec:
+        raise ValueError(f"{name} must have a 'params' list (positions or names)")
+    selectors = spec["params"]
+    if isinstance(selectors, (str, numbers.Integral)) or not isinstance(selectors, (list, tuple)):
+        raise TypeError(f"{name}['params'] must be a list of positions (int) or names (str)")
+    for selector in selectors:
+        if isinstance(selector, bool) or not isinstance(selector, (str, numbers.Integral)):
+            raise TypeError(f"{name}['params'] must hold ints or strs, got {selector!r}")
+    group = {"params": tuple(operator.index(s) if not isinstance(s, str) else s for s in selectors)}
+    if "lr_scale" in spec:
+        group["lr_scale"] = _in_range(spec["lr_scale"], f"{name}['lr_scale']", 0.0)
+    if "weight_decay" in spec:
+        group["weight_decay"] = _flag(spec["weight_decay"], f"{name}['weight_decay']")
+    return group
+
+
+# --- the optimizers -----------------------------------------------------------------
+
+class Optimizer:
+    """Base class: conventions, validation, groups, schedules and state; subclasses do one update."""
+
+    _PRESETS = {}
+
+    def __init__(self, lr, convention, *, l1, schedule, groups, **given):
+        if convention not in CONVENTIONS:
+            raise ValueError(f"convention must be one of {list(CONVENTIONS)}, got {convention!r}")
+        self.convention = convention
+        self.lr = _in_range(lr, "lr", 0.0)
+        self.l1 = _in_range(l1, "l1", 0.0)
+        self.schedule = Constant() if schedule is None else schedule
+        if not callable(getattr(self.schedule, "factor", None)):
+            raise TypeError(f"schedule must be Constant, StepDecay, InverseTime or have .factor(t), got {schedule!r}")
+        if isinstance(groups, dict) or not isinstance(groups, (list, tuple)):
+            raise TypeError(f"groups must be a list of dicts, got {type(groups).__name__}")
+        self.groups = tuple(_group(spec, i) for i, spec in enumerate(groups))
+        settings = dict(self._PRESETS[convention])
+        settings.update({key: value for key, value in given.items() if value is not None})
+        self.settings = self._checked(settings)
+        self._steps = 0
+        self._state = None
+
+    def __repr__(self):
+        options = ", ".join(f"{key}={value!r}" for key, value in self.settings.items())
+        return f"{type(self).__name__}(lr={self.lr!r}, convention={self.convention!r}, {options})"
+
+    def _checked(self, settings):
+        """Validate and normalise the resolved settings (subclasses)."""
+        raise NotImplementedError
+
+    def _refuse_under_lee(self, option, present):
+        if self.convention == "lee" and present:
+            raise ValueError(
+                f"{option} is not part of the 'lee' convention (the lecture has no such option); "
+                f"use convention='torch' or 'keras'"
+            )
+
+    # -- stepping ---------------------------------------------------------------------
+
+    @property
+    def steps(self):
+        """Number of steps taken so far."""
+        return self._steps
+
+    def lr_at(self, t):
+        """The scheduled learning rate of step ``t`` (``t`` steps taken before it)."""
+        return self.lr * self.schedule.factor(t)
+
+    def step(self, params, grads, names=None):
+        """Update ``params`` in place from ``grads``; ``names`` (optional) select groups by name.
+
+        ``params`` is a list of C-contiguous, writeable float32/float64 arrays,
+        the same ones (shape and dtype per position) on every step; ``grads`` a
+        list of arrays of the same shapes and dtypes.  Everything is validated
+        before any array is written.
+        """
+        params = [_param(p, i) for i, p in enumerate(_sequence(params, "params"))]
+        grads = _sequence(grads, "grads")
+        if len(grads) != len(params):
+            raise ValueError(f"grads must have one array per parameter ({len(params)}), got {len(grads)}")
+        grads = [self._grad(g, p, i) for i, (g, p) in enumerate(zip(grads, params))]
+        options = self._options(params, names)
+        if self._state is not None:
+            self._check_state(params)
+            state = self._state
+        else:
+            state = [self._initial_state(p) for p in params]
+        lr = self.lr_at(self._steps)
+        kernel_args = self._step_arguments(lr)
+        for i, (param, grad) in enumerate(zip(params, grads)):
+            lr_scale, regularise = options[i]
+            self._update(param.reshape(-1), grad.reshape(-1),
+                         {key: a.reshape(-1) for key, a in state[i].items()},
+                         lr * lr_scale, regularise, kernel_args)
+        self._state = state
+        self._steps += 1
+
+    @staticmethod
+    def _grad(grad, param, index):
+        grad = _validate.like(grad, f"grads[{index}]", param.dtype, param.shape, f"params[{index}]")
+        # The kernels read each gradient element before writing the parameter; a gradient
+        # overlapping its parameter any other way would be read after it changed.
+        return grad.copy() if np.may_share_memory(grad, param) else grad
+
+    def _options(self, params, names):
+        """(lr_scale, regularise) per position, from the groups."""
+        if names is not None:
+            if len(names) != len(params) or not all(isinstance(n, str) for n in names):
+                raise ValueError(f"names must be a list of {len(params)} strings, one per parameter")
+        options = [[1.0, True] for _ in params]
+        for index, group in enumerate(self.groups):
+            for position in self._selected(group["params"], index, params, names):
+                if "lr_scale" in group:
+                    options[position][0] = group["lr_scale"]
+                if "weight_decay" in group:
+                    options[position][1] = group["weight_decay"]
+        return options
+
+    @staticmethod
+    def _selected(selectors, index, params, names):
+        for selector in selectors:
+            if isinstance(selector, str):
+                if names is None:
+                    raise ValueError(f"groups[{index}] selects {selector!r} by name; pass names= to step()")
+                matches = [i for i, name in enumerate(names) if fnmatch.fnmatchcase(name, selector)]
+                if not matches:
+                    raise ValueError(f"groups[{index}]: {selector!r} matches no parameter name")
+                yield from matches
+            else:
+                if not -len(params) <= selector < len(params):
+                    raise ValueError(f"groups[{index}] selects position {selector}, but there are {len(params)} params")
+                yield selector % len(params)
+
+    def _check_state(self, params):
+        if len(params) != len(self._state):
+            raise ValueError(
+                f"params must be the {len(self._state)} arrays this optimizer has stepped, got {len(params)}"
+            )
+        for i, (param, state) in enumerate(zip(params, self._state)):
+            for array in state.values():
+                if array.shape != param.shape or array.dtype != param.dtype:
+                    raise ValueError(
+                        f"params[{i}] has shape {param.shape} and dtype {param.dtype}, but the optimizer's "
+                        f"state for position {i} has shape {array.shape} and dtype {array.dtype}"
+                    )
+
+    def _regularisation(self, lr, regularise):
+        """(l2, l1, keep) for the kernel: coupled L2, L1 and the decoupled decay factor."""
+        if not regularise:
+            return 0.0, 0.0, 1.0
+        decay = self.settings["weight_decay"]
+        if self.settings["decoupled"]:
+            return 0.0, self.l1, 1.0 - lr * decay
+        return decay, self.l1, 1.0
+
+    def _step_arguments(self, lr):
+        """Scalars computed once per step and shared by every parameter (subclasses)."""
+        return {}
+
+    # -- state ------------------------------------------------------------------------
+
+    def _initial_state(self, param):
+        raise NotImplementedError
+
+    def state_dict(self):
+        """The optimizer's configuration, step count and state arrays (copies)."""
+        return {
+            "optimizer": type(self).__name__,
+            "config": self._config(),
+            "steps": self._steps,
+            "state": None if self._state is None else [
+                {key: array.copy() for key, array in state.items()} for state in self._state
+            ],
+        }
+
+    def load_state_dict(self, state_dict):
+        """Restore what :meth:`state_dict` returned, into an optimizer configured the same way."""
+        if not isinstance(state_dict, dict) or set(state_dict) != {"optimizer", "config", "steps", "state"}:
+            raise ValueError("state_dict must be a dict returned by Optimizer.state_dict()")
+        if state_dict["optimizer"] != type(self).__name__:
+            raise ValueError(f"state_dict is from {state_dict['optimizer']}, not {type(self).__name__}")
+        mine, saved = self._config(), state_dict["config"]
+        for key in sorted(set(mine) | set(saved)):
+            if mine.get(key) != saved.get(key):
+                raise ValueError(
+                    f"state_dict has {key}={saved.get(key)!r}, but this optimizer has {key}={mine.get(key)!r}"
+                )
+        steps = state_dict["steps"]
+        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
+            raise ValueError(f"state_dict['steps'] must be a non-negative int, got {steps!r}")
+        state = state_dict["state"]
+        if state is not None:
+            state = [self._loaded(entry, i) for i, entry in enumerate(_sequence(state, "state_dict['state']"))]
+        self._steps, self._state = int(steps), state
+
+    def _loaded(self, entry, index):
+        if not isinstance(entry, dict) or set(entry) != set(self._state_keys()):
+            raise ValueError(f"state_dict['state'][{index}] must have the keys {sorted(self._state_keys())}")
+        arrays = {key: _validate.float_array(value, f"state_dict['state'][{index}][{key!r}]").copy()
+                  for key, value in entry.items()}
+        if len({(a.shape, a.dtype) for a in arrays.values()}) > 1:
+            raise ValueError(f"state_dict['state'][{index}] arrays must share one shape and dtype")
+        return arrays
+
+    def _config(self):
+        return {"convention": self.convention, "lr": self.lr, "l1": self.l1, "schedule": self.schedule,
+                "groups": self.groups, **self.settings}
+
+    def _state_keys(self):
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    r"""Stochastic gradient descent with optional (Nesterov) momentum.
+
+    Update: :func:`refnet.reference.optimizers.sgd` without momentum,
+    :func:`~refnet.reference.optimizers.sgd_momentum` with it.
+
+    ============  ================  =============  ===========
+    convention    lr_in_momentum    decoupled      nesterov
+    ============  ================  =============  ===========
+    ``"lee"``     True              False          refused
+    ``"torch"``   False             False          allowed
+    ``"keras"``   True              True           allowed
+    ============  ================  =============  ===========
+
+    ``lr_in_momentum=True``: :math:`v \leftarrow \mu v - \eta g,\ \theta \leftarrow \theta + v`
+    (Lee, Keras; the state ``momentum_buffer`` holds :math:`-v`); ``False``:
+    :math:`b \leftarrow \mu b + g,\ \theta \leftarrow \theta - \eta b` (PyTorch).  Equal
+    under a constant learning rate, different under a schedule.
+
+    >>> import numpy as np, refnet
+    >>> w = np.array([1.0, -2.0])
+    >>> refnet.SGD(lr=0.1).step([w], [np.array([1.0, 1.0])])
+    >>> w
+    array([ 0.9, -2.1])
+    """
+
+    _PRESETS = {
+        "lee": dict(lr_in_momentum=True, decoupled=False),
+        "torch": dict(lr_in_momentum=False, decoupled=False),
+        "keras": dict(lr_in_momentum=True, decoupled=True),
+    }
+
+    def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0, convention="torch", *,
+                 l1=0.0, lr_in_momentum=None, decoupled=None, schedule=None, groups=()):
+        super().__init__(lr, convention, l1=l1, schedule=schedule, groups=groups, momentum=momentum,
+                         nesterov=nesterov, weight_decay=weight_decay, lr_in_momentum=lr_in_momentum,
+                         decoupled=decoupled)
+
+    def _checked(self, s):
+        s["momentum"] = _in_range(s["momentum"], "momentum", 0.0, 1.0)
+        s["nesterov"] = _flag(s["nesterov"], "nesterov")
+        self._refuse_under_lee("nesterov=True", s["nesterov"])
+        if s["nesterov"] and s["momentum"] == 0:
+            raise ValueError("nesterov=True needs momentum > 0")
+        s["weight_decay"] = _in_range(s["weight_decay"], "weight_decay", 0.0)
+        s["lr_in_momentum"] = _flag(s["lr_in_momentum"], "lr_in_momentum")
+        s["decoupled"] = _flag(s["decoupled"], "decoupled")
+        return s
+
+    def _state_keys(self):
+        return ("momentum_buffer",) if self.settings["momentum"] else ()
+
+    def _initial_state(self, param):
+        return {key: np.zeros_like(param) for key in self._state_keys()}
+
+    def _update(self, param, grad, state, lr, regularise, _):
+        l2, l1, keep = self._regularisation(lr, regularise)
+        s = self.settings
+        if s["momentum"]:
+            active().sgd_momentum(param, grad, state["momentum_buffer"], lr, s["momentum"],
+                                  s["nesterov"], s["lr_in_momentum"], l2, l1, keep)
+        else:
+            active().sgd(param, grad, lr, l2, l1, keep)
+
+
+class Adagrad(Optimizer):
+    r"""Adagrad: the step divided by the root of the sum of all squared gradients so far.
+
+    Update: :func:`refnet.reference.optimizers.rmsprop` with weights :math:`(1, 1)`:
+    :math:`s \leftarrow s + g^2,\ \theta \leftarrow \theta - \eta\, g / d`.
+
+    ==========  ======  ===================  ===========  ==========  =========
+    convention  eps     initial_accumulator  eps_in_sqrt  root_state  decoupled
+    ==========  ======  ===================  ===========  ==========  =========
+    ``"lee"``   0       0                    False        True        False
+    ``"torch"`` 1e-10   0                    False        False       False
+    ``"keras"`` 1e-7    0.1                  True         False       True
+    ==========  ======  ===================  ===========  ==========  =========
+
+    :math:`d = \sqrt{s} + \varepsilon` (PyTorch), :math:`\sqrt{s + \varepsilon}`
+    (``eps_in_sqrt``, Keras), or Lee's :math:`\sqrt{\sum_{i \le t} (g^i)^2}` kept as a
+    root updated by scaled ``hypot`` (``root_state``; a zero root gives a zero step).
+    With a constant gradient Lee's steps are :math:`\eta\operatorname{sgn}(g)/\sqrt t`.
+    PyTorch's ``lr_decay`` is ``schedule=InverseTime(lr_decay)``.
+    """
+
+    _PRESETS = {
+        "lee": dict(eps=0.0, initial_accumulator=0.0, eps_in_sqrt=False, root_state=True, decoupled=False),
+        "torch": dict(eps=1e-10, initial_accumulator=0.0, eps_in_sqrt=False, root_state=False, decoupled=False),
+        "keras": dict(eps=1e-7, initial_accumulator=0.1, eps_in_sqrt=True, root_state=False, decoupled=True),
+    }
+
+    def __init__(self, lr, eps=None, initial_accumulator=None, weight_decay=0.0, convention="torch", *,
+                 l1=0.0, eps_in_sqrt=None, root_state=None, decoupled=None, schedule=None, groups=()):
+        super().__init__(lr, convention, l1=l1, schedule=schedule, groups=groups, eps=eps,
+                         initial_accumulator=initial_accumulator, weight_decay=weight_decay,
+                         eps_in_sqrt=eps_in_sqrt, root_state=root_state, decoupled=decoupled)
+
+    def _checked(self, s):
+        s["eps"] = _in_range(s["eps"], "eps", 0.0)
+        s["initial_accumulator"] = _in_range(s["initial_accumulator"], "initial_accumulator", 0.0)
+        s["weight_decay"] = _in_range(s["weight_decay"], "weight_decay", 0.0)
+        for switch in ("eps_in_sqrt", "root_state", "decoupled"):
+            s[switch] = _flag(s[switch], switch)
+        _check_root_state(s)
+        return s
+
+    def _state_keys(self):
+        return ("root_sum",) if self.settings["root_state"] else ("sum",)
+
+    def _initial_state(self, param):
+        start = self.settings["initial_accumulator"]
+        (key,) = self._state_keys()
+        return {key: np.full_like(param, math.sqrt(start) if self.settings["root_state"] else start)}
+
+    def _update(self, param, grad, state, lr, regularise, _):
+        l2, l1, keep = self._regularisation(lr, regularise)
+        s = self.settings
+        (key,) = self._state_keys()
+        unused = param[:0]
+        active().rmsprop(param, grad, state[key], unused, unused, lr, 1.0, 1.0, 0.0, s["eps"],
+                         s["eps_in_sqrt"], False, s["root_state"], l2, l1, keep)
+
+
+def _check_root_state(s):
+    if s["root_state"] and s["eps_in_sqrt"]:
+        raise ValueError("root_state=True keeps eps outside the square root; it cannot be combined with eps_in_sqrt=True")
+
+
+class RMSProp(Optimizer):
+    r"""RMSProp: the step divided by the root of a running average of squared gradients.
+
+    Update: :func:`refnet.reference.optimizers.rmsprop`:
+    :math:`v \leftarrow \alpha v + (1-\alpha) g^2,\ \theta \leftarrow \theta - \eta\, g / d`.
+
+    ==========  =====  ======  ===============  ===========  ==============  ==========  =========
+    convention  alpha  eps     initial_average  eps_in_sqrt  lr_in_momentum  root_state  decoupled
+    ==========  =====  ======  ===============  ===========  ==============  ==========  =========
+    ``"lee"``   0.9    0       ``"first"``      False        True            True        False
+    ``"torch"`` 0.99   1e-8    0                False        False           False       False
+    ``"keras"`` 0.9    1e-7    0                True         True            False       True
+    ==========  =====  ======  ===============  ===========  ==============  ==========  =========
+
+    ``alpha`` is Keras' ``rho``; Lee's lecture leaves :math:`\alpha` open, the
+    preset takes Hinton's 0.9.  ``initial_average``: the value :math:`v` starts
+    from (0; TensorFlow 1 used 1), or ``"first"``, Lee's :math:`\sigma^0 = |g^0|`
+    (the first step replaces the average by :math:`g^2`).  Momentum :math:`\mu`:
+    :math:`B \leftarrow \mu B + g/d,\ \theta \leftarrow \theta - \eta B` (PyTorch) or
+    :math:`B \leftarrow \mu B + \eta g/d,\ \theta \leftarrow \theta - B` (``lr_in_momentum``,
+    Keras).  ``centered`` (PyTorch, Keras; refused under ``"lee"``) divides by the
+    root of :math:`v - \bar g^2`, :math:`\bar g` the running mean of :math:`g`.
+
+    First step from rest with a gradient :math:`g`: Lee :math:`\eta\operatorname{sgn} g`;
+    PyTorch :math:`\eta g / (\sqrt{1-\alpha}\,|g| + \varepsilon) \approx 10\eta`;
+    Keras :math:`\eta g / \sqrt{(1-\rho) g^2 + \varepsilon} \approx 3.16\eta`.
+    """
+
+    _PRESETS = {
+        "lee": dict(alpha=0.9, eps=0.0, initial_average="first", eps_in_sqrt=False,
+                    lr_in_momentum=True, root_state=True, decoupled=False),
+        "torch": dict(alpha=0.99, eps=1e-8, initial_average=0.0, eps_in_sqrt=False,
+                      lr_in_momentum=False, root_state=False, decoupled=False),
+        "keras": dict(alpha=0.9, eps=1e-7, initial_average=0.0, eps_in_sqrt=True,
+                      lr_in_momentum=True, root_state=False, decoupled=True),
+    }
+
+    def __init__(self, lr, alpha=None, eps=None, momentum=0.0, centered=False, weight_decay=0.0,
+                 convention="torch", *, l1=0.0, initial_average=None, eps_in_sqrt=None,
+                 lr_in_momentum=None, root_state=None, decoupled=None, schedule=None, groups=()):
+        super().__init__(lr, convention, l1=l1, schedule=schedule, groups=groups, alpha=alpha, eps=eps,
+                         momentum=momentum, centered=centered, weight_decay=weight_decay,
+                         initial_average=initial_average, eps_in_sqrt=eps_in_sqrt,
+                         lr_in_momentum=lr_in_momentum, root_state=root_state, decoupled=decoupled)
+
+    def _checked(self, s):
+        s["alpha"] = _in_range(s["alpha"], "alpha", 0.0, 1.0, high_open=True)
+        s["eps"] = _in_range(s["eps"], "eps", 0.0)
+        s["momentum"] = _in_range(s["momentum"], "momentum", 0.0, 1.0)
+        s["weight_decay"] = _in_range(s["weight_decay"], "weight_decay", 0.0)
+        if s["initial_average"] != "first":
+            s["initial_average"] = _in_range(s["initial_average"], "initial_average", 0.0)
+        for switch in ("centered", "eps_in_sqrt", "lr_in_momentum", "root_state", "decoupled"):
+            s[switch] = _flag(s[switch], switch)
+        self._refuse_under_lee("centered=True", s["centered"])
+        _check_root_state(s)
+        if s["root_state"] and s["centered"]:
+            raise ValueError("centered=True needs the mean square itself; it cannot be combined with root_state=True")
+        return s
+
+    def _state_keys(self):
+        s = self.settings
+        keys = ["root_mean_square" if s["root_state"] else "square_avg"]
+        if s["centered"]:
+            keys.append("grad_avg")
+        if s["momentum"]:
+            keys.append("momentum_buffer")
+        return tuple(keys)
+
+    def _initial_state(self, param):
+        s = self.settings
+        start = 0.0 if s["initial_average"] == "first" else s["initial_average"]
+        state = {key: np.zeros_like(param) for key in self._state_keys()}
+        state[self._state_keys()[0]][...] = math.sqrt(start) if s["root_state"] else start
+        return state
+
+    def _step_arguments(self, lr):
+        alpha = self.settings["alpha"]
+        if self.settings["initial_average"] == "first" and self._steps == 0:
+            return {"weights": (0.0, 1.0)}
+        return {"weights": (alpha, 1.0 - alpha)}
+
+    def _update(self, param, grad, state, lr, regularise, args):
+        l2, l1, keep = self._regularisation(lr, regularise)
+        s = self.settings
+        unused = param[:0]
+        average = state[self._state_keys()[0]]
+        old_weight, new_weight = args["weights"]
+        active().rmsprop(param, grad, average, state.get("grad_avg", unused),
+                         state.get("momentum_buffer", unused), lr, old_weight, new_weight,
+                         s["momentum"], s["eps"], s["eps_in_sqrt"], s["lr_in_momentum"],
+                         s["root_state"], l2, l1, keep)
+
+
+class Adam(Optimizer):
+    r"""Adam, and AdamW with ``decoupled=True``.
+
+    Update: :func:`refnet.reference.optimizers.adam`:
+    :math:`m \leftarrow \beta_1 m + (1-\beta_1) g,\ v \leftarrow \beta_2 v + (1-\beta_2) g^2,\
+    \theta \leftarrow \theta - \eta\,\hat m / (\sqrt{\hat v} + \varepsilon)`.
+
+    ==========  ======  ===============  =======  =========
+    convention  eps     bias_correction  eps_hat  decoupled
+    ==========  ======  ===============  =======  =========
+    ``"lee"``   1e-8    True             False    False
+    ``"torch"`` 1e-8    True             False    False
+    ``"keras"`` 1e-7    True             True     True
+    ==========  ======  ===============  =======  =========
+
+    ``"lee"`` is Kingma & Ba's Algorithm 1 (the lecture's slide), which PyTorch
+    implements; ``eps_hat`` is Keras' form, :math:`\hat\varepsilon` added to the
+    uncorrected :math:`\sqrt v` with the correction folded into the step size;
+    ``bias_correction=False`` drops :math:`1-\beta^t`.  ``decoupled`` is
+    AdamW (PyTorch's ``AdamW`` defaults ``weight_decay`` to 0.01; here it is 0
+    unless given).  The first step is :math:`\approx \eta\operatorname{sgn} g`.
+    """
+
+    _PRESETS = {
+        "lee": dict(eps=1e-8, bias_correction=True, eps_hat=False, decoupled=False),
+        "torch": dict(eps=1e-8, bias_correction=True, eps_hat=False, decoupled=False),
+        "keras": dict(eps=1e-7, bias_correction=True, eps_hat=True, decoupled=True),
+    }
+
+    def __init__(self, lr, beta1=0.9, beta2=0.999, eps=None, weight_decay=0.0, decoupled=None,
+                 convention="torch", *, l1=0.0, bias_correction=None, eps_hat=None, schedule=None,
+                 groups=()):
+        super().__init__(lr, convention, l1=l1, schedule=schedule, groups=groups, beta1=beta1,
+                         beta2=beta2, eps=eps, weight_decay=weight_decay, decoupled=decoupled,
+                         bias_correction=bias_correction, eps_hat=eps_hat)
+
+    def _checked(self, s):
+        s["beta1"] = _in_range(s["beta1"], "beta1", 0.0, 1.0, high_open=True)
+        s["beta2"] = _in_range(s["beta2"], "beta2", 0.0, 1.0, high_open=True)
+        s["eps"] = _in_range(s["eps"], "eps", 0.0)
+        s["weight_decay"] = _in_range(s["weight_decay"], "weight_decay", 0.0)
+        for switch in ("decoupled", "bias_correction", "eps_hat"):
+            s[switch] = _flag(s[switch], switch)
+        return s
+
+    def _state_keys(self):
+        return ("exp_avg", "exp_avg_sq")
+
+    def _initial_state(self, param):
+        return {key: np.zeros_like(param) for key in self._state_keys()}
+
+    def _step_arguments(self, lr):
+        t = self._steps + 1
+        if not self.settings["bias_correction"]:
+            return {"corrections": (1.0, 1.0)}
+        return {"corrections": (1.0 - self.settings["beta1"] ** t, 1.0 - self.settings["beta2"] ** t)}
+
+    def _update(self, param, grad, state, lr, regularise, args):
+        l2, l1, keep = self._regularisation(lr, regularise)
+        s = self.settings
+        bias_correction1, bias_correction2 = args["corrections"]
+        active().adam(param, grad, state["exp_avg"], state["exp_avg_sq"], lr, s["beta1"], s["beta2"],
+                      s["eps"], bias_correction1, bias_correction2, s["eps_hat"], l2, l1, keep)

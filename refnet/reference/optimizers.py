@@ -1,0 +1,229 @@
+r"""Optimizer updates as readable NumPy: one in-place step of each rule on one parameter array.
+
+These are the *reference kernels* of the optimizers in :mod:`refnet.optim`;
+:mod:`refnet._core` holds a compiled twin of each, with the same name and
+parameters, which performs the same floating-point operations in the same
+order, so the twins agree to the bit.
+
+Kernels do no input validation.  :mod:`refnet.optim` checks the arguments,
+resolves the convention (``"lee"``, ``"torch"``, ``"keras"``) into the explicit
+switches and coefficients below, and calls the active backend, so every kernel
+may assume:
+
+* ``param``, ``grad`` and every state array are 1-D, C-contiguous, of one length
+  and one dtype, ``float32`` or ``float64``; ``param`` and the states are writeable;
+* ``grad`` shares no memory with ``param`` or a state;
+* the scalars are finite Python floats; an unused state array is empty.
+
+Every kernel starts with the regularisation terms, from the parameter as it
+was before this step:
+
+.. math:: g \leftarrow g + \lambda_2\,\theta + \lambda_1 \operatorname{sgn}\theta,
+          \qquad \theta \leftarrow \kappa\,\theta
+
+where :math:`\lambda_2` is coupled L2 (``l2``, PyTorch's ``weight_decay``),
+:math:`\lambda_1` is L1 (``l1``, with :math:`\operatorname{sgn} 0 = 0`) and
+:math:`\kappa = 1 - \eta\lambda` is decoupled weight decay (``keep``: AdamW, Keras'
+``weight_decay``).  The terms are computed even when their coefficient is 0
+(adding :math:`\pm 0` leaves a gradient unchanged), so one loop serves every
+combination.
+
+Zero denominators: where an adaptive rule's denominator is exactly 0, which
+happens only with :math:`\varepsilon = 0` (Lee's forms) when every gradient so
+far was 0, the step is 0.  It is implemented by dividing by
+:math:`\max(d, d_{\min})`, :math:`d_{\min}` the dtype's smallest subnormal: a
+no-op for every :math:`d > 0`, and :math:`0 / d_{\min} = 0` where :math:`d = 0`.
+
+References
+----------
+.. [Lee] Hung-yi Lee, "Tips for Training DNN", Machine Learning course, National
+   Taiwan University (Adagrad, RMSProp, Momentum, Adam; L2 and L1).
+.. [Hinton] G. Hinton, N. Srivastava, K. Swersky, Neural Networks for Machine
+   Learning, lecture 6e (RMSProp).
+.. [KingmaBa] D. P. Kingma and J. Ba, "Adam: A Method for Stochastic
+   Optimization", ICLR 2015 (arXiv:1412.6980), Algorithm 1 and the
+   :math:`\hat\varepsilon` form before its section 2.1.
+.. [Loshchilov] I. Loshchilov and F. Hutter, "Decoupled Weight Decay
+   Regularization", ICLR 2019 (AdamW).
+.. [Torch] PyTorch documentation of ``torch.optim.SGD``, ``Adagrad``, ``RMSprop``,
+   ``Adam`` and ``AdamW`` (the algorithms given there in pseudo-code).
+.. [Keras] Keras 3 source, ``keras/src/optimizers/{sgd,adagrad,rmsprop,adam}.py``
+   and ``base_optimizer.py`` (``_apply_weight_decay``).
+"""
+
+import math
+
+import numpy as np
+
+__all__ = ["sgd", "sgd_momentum", "rmsprop", "adam"]
+
+
+def _regularised(param, grad, l2, l1, keep):
+    r"""Return :math:`g + \lambda_2\theta + \lambda_1\operatorname{sgn}\theta` and decay
+    :math:`\theta \leftarrow \kappa\theta` in place, in that order (the penalty
+    gradients use the parameter from before the decay, as PyTorch's AdamW and
+    Keras do)."""
+    g = grad + l2 * param + l1 * np.sign(param)
+    param *= keep
+    return g
+
+
+def _nonzero(denominator):
+    """The denominator with exact zeros replaced by the smallest subnormal (see the module notes)."""
+    return np.maximum(denominator, np.finfo(denominator.dtype).smallest_subnormal)
+
+
+def sgd(param, grad, lr, l2, l1, keep):
+    r"""Plain gradient descent [Lee]_.
+
+    .. math:: \theta \leftarrow \theta - \eta\, g
+
+    With coupled L2 this is Lee's weight decay,
+    :math:`\theta \leftarrow (1 - \eta\lambda)\theta - \eta\,\partial L/\partial\theta`,
+    equal to decoupled decay with the same :math:`\eta\lambda` (up to rounding).
+    """
+    g = _regularised(param, grad, l2, l1, keep)
+    param -= lr * g
+    return param
+
+
+def sgd_momentum(param, grad, buffer, lr, momentum, nesterov, lr_in_momentum, l2, l1, keep):
+    r"""Gradient descent with (Nesterov) momentum, in the two forms libraries use.
+
+    ``lr_in_momentum=True`` is Lee's (and Sutskever's, Keras') velocity
+    :math:`v \leftarrow \mu v - \eta g,\ \theta \leftarrow \theta + v`; the
+    buffer holds :math:`b = -v`, so both forms are one update:
+
+    .. math:: b \leftarrow \mu b + c\, g, \qquad
+              \theta \leftarrow \theta - s \cdot \begin{cases}
+                  \mu b + c\, g & \text{Nesterov} \\ b & \text{otherwise}\end{cases}
+
+    with :math:`(c, s) = (\eta, 1)` for ``lr_in_momentum`` [Lee]_ [Keras]_ (Keras'
+    Nesterov: :math:`\theta \leftarrow \theta + \mu v - \eta g`) and
+    :math:`(c, s) = (1, \eta)` otherwise, PyTorch's
+    :math:`b \leftarrow \mu b + g,\ \theta \leftarrow \theta - \eta (g + \mu b)`
+    for Nesterov [Torch]_ (no dampening).  The two agree while :math:`\eta` is
+    constant (:math:`v = -\eta b`) and differ under a schedule.  The buffer
+    starts at 0, which gives PyTorch's :math:`b_1 = g_1`.
+    """
+    g = _regularised(param, grad, l2, l1, keep)
+    gain, scale = (lr, 1.0) if lr_in_momentum else (1.0, lr)
+    buffer *= momentum
+    buffer += gain * g
+    step = momentum * buffer + gain * g if nesterov else buffer
+    param -= scale * step
+    return param
+
+
+def rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight, new_weight,
+            momentum, eps, eps_in_sqrt, lr_in_momentum, root_state, l2, l1, keep):
+    r"""RMSProp [Hinton]_ [Lee]_, and Adagrad as its special case, in every convention.
+
+    The running average of :math:`g^2` (weights :math:`a` on the old value,
+    :math:`b` on the new; :math:`(\alpha, 1-\alpha)` for RMSProp, :math:`(1, 1)` for
+    Adagrad's sum, :math:`(0, 1)` on Lee's first step, where :math:`\sigma^0 = |g^0|`)
+    and the denominator:
+
+    .. math:: v \leftarrow a\,v + b\,g^2, \qquad
+              d = \sqrt{v - \bar g^2 + \varepsilon_\text{in}} + \varepsilon_\text{out}
+
+    with :math:`\varepsilon` inside the root (``eps_in_sqrt``, Keras:
+    :math:`\sqrt{v + \varepsilon}`) or outside (PyTorch: :math:`\sqrt v + \varepsilon`),
+    and :math:`\bar g^2` only when centered (non-empty ``grad_avg``:
+    :math:`\bar g \leftarrow a\bar g + b g`, PyTorch's and Keras' ``centered``).
+
+    ``root_state`` (Lee's forms) keeps :math:`\sigma = \sqrt v` instead, updated
+    with scaling as ``hypot`` does, so that :math:`\sigma > 0` whenever some
+    :math:`g \ne 0`, even where :math:`g^2` underflows (:math:`g = 10^{-200}` in
+    float64):
+
+    .. math:: m = \max(\sigma, |g|), \qquad
+              \sigma \leftarrow m \sqrt{a\,(\sigma/m)^2 + b\,(g/m)^2}, \qquad d = \sigma + \varepsilon
+
+    (one of the two ratios is exactly 1; :math:`\sigma \leftarrow 0` where :math:`m = 0`; :math:`\varepsilon` is
+    always outside the root here, ``eps_in_sqrt`` is ignored).  Then the step, with no
+    momentum (empty ``momentum_buffer``) Lee's
+    :math:`\theta \leftarrow \theta - \frac{\eta}{\sigma} g` [Lee]_:
+
+    .. math:: \theta \leftarrow \theta - \eta\,\frac{g}{d}
+
+    or with momentum :math:`\mu`, the learning rate inside the buffer
+    (``lr_in_momentum``, Keras: :math:`(c, s) = (\eta, 1)`) or outside
+    (PyTorch: :math:`(c, s) = (1, \eta)`):
+
+    .. math:: B \leftarrow \mu B + c\,\frac{g}{d}, \qquad \theta \leftarrow \theta - s\,B
+
+    :math:`g/d` is formed first: it is of order 1, where :math:`\eta g` could
+    underflow for a tiny gradient.
+    """
+    g = _regularised(param, grad, l2, l1, keep)
+    if root_state:
+        # The larger of sigma and |g| factors out; the other enters as a ratio <= 1, whose
+        # square may underflow harmlessly (sigma/sigma = 1 exactly, so no second division).
+        magnitude = np.abs(g)
+        old_larger = square_avg >= magnitude
+        larger = np.where(old_larger, square_avg, magnitude)
+        smaller = np.where(old_larger, magnitude, square_avg)
+        weight_larger = np.where(old_larger, old_weight, new_weight).astype(g.dtype)
+        weight_smaller = np.where(old_larger, new_weight, old_weight).astype(g.dtype)
+        ratio = smaller / np.where(larger > 0, larger, 1)
+        square_avg[...] = larger * np.sqrt(weight_larger + weight_smaller * (ratio * ratio))
+        denominator = square_avg + eps
+    else:
+        square_avg *= old_weight
+        square_avg += new_weight * g * g
+        variance = square_avg
+        if grad_avg.size:
+            grad_avg *= old_weight
+            grad_avg += new_weight * g
+            # v - g_bar^2 >= 0 in exact arithmetic; rounding can push it below 0, which counts as 0.
+            variance = np.maximum(square_avg - grad_avg * grad_avg, 0)
+        eps_in, eps_out = (eps, 0.0) if eps_in_sqrt else (0.0, eps)
+        denominator = np.sqrt(variance + eps_in) + eps_out
+    normalised = g / _nonzero(denominator)
+    if momentum_buffer.size:
+        gain, scale = (lr, 1.0) if lr_in_momentum else (1.0, lr)
+        momentum_buffer *= momentum
+        momentum_buffer += gain * normalised
+        param -= scale * momentum_buffer
+    else:
+        param -= lr * normalised
+    return param
+
+
+def adam(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps,
+         bias_correction1, bias_correction2, eps_hat, l2, l1, keep):
+    r"""Adam [KingmaBa]_, Algorithm 1 (also Lee's slide and PyTorch), or its
+    :math:`\hat\varepsilon` form (Keras).
+
+    .. math:: m \leftarrow m + (1-\beta_1)(g - m), \qquad
+              v \leftarrow \beta_2 v + (1-\beta_2)\,g^2
+
+    (:math:`m` in PyTorch's and Keras' ``lerp`` form, equal to
+    :math:`\beta_1 m + (1-\beta_1) g`).  With :math:`c_1 = 1-\beta_1^t`,
+    :math:`c_2 = 1-\beta_2^t` (``bias_correction1/2``, computed once per step; 1
+    to switch bias correction off), Algorithm 1,
+    :math:`\theta \leftarrow \theta - \eta\,\hat m / (\sqrt{\hat v} + \varepsilon)` with
+    :math:`\hat m = m/c_1`, :math:`\hat v = v/c_2`, in PyTorch's order of operations:
+
+    .. math:: \theta \leftarrow \theta - \frac{(\eta / c_1)\, m}{\sqrt{v}/\sqrt{c_2} + \varepsilon}
+
+    and with ``eps_hat`` (Keras, scikit-learn), :math:`\hat\varepsilon` added
+    to the uncorrected root:
+
+    .. math:: \theta \leftarrow \theta - \frac{\eta_t\, m}{\sqrt{v} + \hat\varepsilon},
+              \qquad \eta_t = \eta\,\sqrt{c_2} / c_1
+
+    Coupled L2 here is Adam's ``weight_decay``; decoupled decay (``keep``) is AdamW [Loshchilov]_.
+    """
+    g = _regularised(param, grad, l2, l1, keep)
+    if eps_hat:
+        step_size, root_c2 = lr * math.sqrt(bias_correction2) / bias_correction1, 1.0
+    else:
+        step_size, root_c2 = lr / bias_correction1, math.sqrt(bias_correction2)
+    exp_avg += (1 - beta1) * (g - exp_avg)
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1 - beta2) * g * g
+    denominator = np.sqrt(exp_avg_sq) / root_c2 + eps
+    param -= step_size * exp_avg / _nonzero(denominator)
+    return param

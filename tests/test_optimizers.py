@@ -1,0 +1,509 @@
+"""Optimizers: compiled twin == reference, the lecture's closed forms, regularisation, groups,
+schedules, resume, and refusal of bad input.
+
+Expected values are computed here, independently of refnet: closed forms, or the update rule
+re-derived in a few lines of NumPy (float64) from its source.
+"""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import assume, example, given
+from hypothesis import strategies as st
+
+import refnet
+from refnet import reference
+
+from floats import UNIT_ROUNDOFF, arrays, dtypes, shapes
+
+OPTIMIZERS = (refnet.SGD, refnet.Adagrad, refnet.RMSProp, refnet.Adam)
+BACKENDS = ("compiled", "reference")
+
+# Configurations covering every kernel path: each convention, every structural variant
+# (momentum, Nesterov, centered, root state) and every regularisation term.
+CONFIGS = [
+    (refnet.SGD, dict(convention="lee")),
+    (refnet.SGD, dict(momentum=0.9, convention="lee", weight_decay=0.01, l1=0.001)),
+    (refnet.SGD, dict(momentum=0.9, nesterov=True, weight_decay=0.01)),
+    (refnet.SGD, dict(momentum=0.5, nesterov=True, weight_decay=0.01, convention="keras")),
+    (refnet.Adagrad, dict(convention="lee", l1=0.001)),
+    (refnet.Adagrad, dict(weight_decay=0.1)),
+    (refnet.Adagrad, dict(weight_decay=0.1, convention="keras")),
+    (refnet.RMSProp, dict(convention="lee")),
+    (refnet.RMSProp, dict(momentum=0.9, convention="lee", weight_decay=0.01)),
+    (refnet.RMSProp, dict(momentum=0.9, centered=True, weight_decay=0.01)),
+    (refnet.RMSProp, dict(centered=True, convention="keras", weight_decay=0.01)),
+    (refnet.RMSProp, dict(momentum=0.5, convention="keras", l1=0.01)),
+    (refnet.RMSProp, dict(momentum=0.5, initial_average="first", eps_in_sqrt=True)),
+    (refnet.Adam, dict(convention="lee")),
+    (refnet.Adam, dict(weight_decay=0.1, l1=0.001)),
+    (refnet.Adam, dict(weight_decay=0.1, decoupled=True)),
+    (refnet.Adam, dict(weight_decay=0.1, convention="keras")),
+    (refnet.Adam, dict(bias_correction=False, eps=0.0)),
+]
+CONFIG_IDS = [f"{cls.__name__}-{'-'.join(f'{k}={v}' for k, v in kw.items())}" for cls, kw in CONFIGS]
+
+
+def run(optimizer, params, grads_per_step, names=None):
+    for grads in grads_per_step:
+        optimizer.step(params, grads, names=names)
+    return params
+
+
+# --- compiled twin == reference ------------------------------------------------------
+
+@st.composite
+def problems(draw):
+    """A dtype, a list of 1-3 parameter arrays (any shape, empty and 0-d included) and 3 gradient sets."""
+    dtype = draw(dtypes)
+    elements = dict(min_value=-1e3, max_value=1e3)
+    shape_list = draw(st.lists(shapes, min_size=1, max_size=3))
+    params = [draw(arrays(dtype, s, **elements)) for s in shape_list]
+    grads = [[draw(arrays(dtype, s, **elements)) for s in shape_list] for _ in range(3)]
+    return params, grads
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), CONFIGS, ids=CONFIG_IDS)
+@given(problem=problems())
+@example(problem=([np.array([1.0, -1.0, 0.0])], [[np.array([1e-200, -1e-200, 0.0])]] * 3))
+@example(problem=([np.zeros(4, np.float32)], [[np.zeros(4, np.float32)]] * 3))
+@example(problem=([np.empty((0, 3))], [[np.empty((0, 3))]] * 3))
+def test_compiled_equals_reference_bit_for_bit(cls, kwargs, problem):
+    # The twins perform the same IEEE operations in the same order, so they agree exactly,
+    # over many steps (each gradient set is used 4 times: 12 steps).
+    params, grads = problem
+    results = {}
+    for backend in ("compiled", "reference"):
+        with refnet.use_backend(backend):
+            own = [p.copy() for p in params]
+            run(cls(0.01, schedule=refnet.StepDecay(5, 0.5), **kwargs), own, grads * 4)
+            results[backend] = own
+    for got, want in zip(results["compiled"], results["reference"]):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+
+
+# --- closed forms -------------------------------------------------------------------
+
+def constant_gradient_steps(optimizer, g, steps, dtype=np.float64):
+    """Steps theta_{t-1} - theta_t of ``optimizer`` under the constant gradient ``g``."""
+    theta = np.zeros_like(np.asarray(g, dtype=dtype))
+    grad = np.asarray(g, dtype=dtype)
+    taken = []
+    for _ in range(steps):
+        before = theta.copy()
+        optimizer.step([theta], [grad])
+        taken.append(before - theta)
+    return np.array(taken)
+
+
+gradients = st.floats(-1e3, 1e3, allow_nan=False).filter(lambda x: abs(x) > 1e-150)
+learning_rates = st.floats(1e-4, 1.0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(g=gradients, lr=learning_rates)
+@example(g=1e-200, lr=0.1)   # g^2 underflows to 0 in float64: only the scaled root keeps sigma > 0
+@example(g=-1e-300, lr=0.01)
+def test_lee_adagrad_steps_are_lr_sign_over_sqrt_t(backend, g, lr):
+    with refnet.use_backend(backend):
+        taken = constant_gradient_steps(refnet.Adagrad(lr, convention="lee"), [g], 20)
+        t = np.arange(1, 21)[:, None]
+        # sigma_t = sqrt(t)|g| is rebuilt by one hypot per step: a few ulp of error per step.
+        np.testing.assert_allclose(taken, lr * np.sign(g) / np.sqrt(t), rtol=64 * 20 * UNIT_ROUNDOFF[np.dtype("f8")])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(g=gradients, lr=learning_rates)
+@example(g=1e-200, lr=0.1)
+@example(g=-1e-300, lr=0.5)
+def test_lee_rmsprop_steps_are_lr_sign_every_step(backend, g, lr):
+    with refnet.use_backend(backend):
+        if abs(g) < 1e-160:
+            # The case that needs the scaling: the unscaled formula loses sigma entirely.
+            assert np.sqrt(0.9 * np.float64(g) ** 2 + 0.1 * np.float64(g) ** 2) == 0
+        taken = constant_gradient_steps(refnet.RMSProp(lr, convention="lee"), [g], 20)
+        # sigma = |g| exactly in exact arithmetic; alpha + (1 - alpha) rounds to 1 for alpha = 0.9,
+        # so the step itself has 2 roundings (4 u); measuring it as a difference of parameters
+        # of size <= 20 lr adds an absolute error of a few u * 20 lr.
+        u = UNIT_ROUNDOFF[np.dtype("f8")]
+        np.testing.assert_allclose(taken, np.full((20, 1), lr * np.sign(g)), rtol=4 * u, atol=4 * u * 20 * lr)
+
+
+@pytest.mark.parametrize("cls", [refnet.Adagrad, refnet.RMSProp])
+def test_lee_zero_gradient_gives_zero_step_then_recovers(each_backend, cls):
+    theta = np.array([0.5, -0.5])
+    optimizer = cls(0.1, convention="lee")
+    optimizer.step([theta], [np.zeros(2)])   # 0/0 in the lecture's formula: refnet's step is 0
+    np.testing.assert_array_equal(theta, [0.5, -0.5])
+    optimizer.step([theta], [np.array([1e-200, -3.0])])
+    assert np.all(np.isfinite(theta)) and theta[0] < 0.5 and theta[1] > -0.5
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(g=gradients.filter(lambda x: abs(x) > 1e-3), lr=learning_rates)
+def test_torch_rmsprop_first_step(backend, g, lr):
+    with refnet.use_backend(backend):
+        alpha, eps = 0.99, 1e-8
+        taken = constant_gradient_steps(refnet.RMSProp(lr), [g], 1)[0, 0]
+        # v = (1 - alpha) g^2 from v0 = 0; a handful of roundings: 8 u.
+        expected = lr * g / (math.sqrt(1 - alpha) * abs(g) + eps)
+        assert taken == pytest.approx(expected, rel=8 * UNIT_ROUNDOFF[np.dtype("f8")])
+        if abs(g) > 1:   # eps / (0.1 |g|) < 1e-7: the first step is 10 lr
+            assert taken == pytest.approx(10 * lr * np.sign(g), rel=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(g=gradients.filter(lambda x: abs(x) > 1e-3), lr=learning_rates)
+@example(g=1e-3, lr=0.01)
+def test_keras_rmsprop_first_step(backend, g, lr):
+    with refnet.use_backend(backend):
+        rho, eps = 0.9, 1e-7
+        taken = constant_gradient_steps(refnet.RMSProp(lr, convention="keras"), [g], 1)[0, 0]
+        expected = lr * g / math.sqrt((1 - rho) * g * g + eps)
+        assert taken == pytest.approx(expected, rel=8 * UNIT_ROUNDOFF[np.dtype("f8")])
+        if abs(g) > 1:   # |g| >> sqrt(eps) ~ 3e-4: the first step is sqrt(10) lr
+            assert taken == pytest.approx(math.sqrt(10) * lr * np.sign(g), rel=1e-6)
+
+
+def test_keras_rmsprop_first_step_at_small_gradient_is_2_24_lr():
+    taken = constant_gradient_steps(refnet.RMSProp(0.01, convention="keras"), [1e-3], 1)[0, 0]
+    assert taken == pytest.approx(2.236 * 0.01, rel=1e-3)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("convention", ["lee", "torch", "keras"])
+@given(g=gradients.filter(lambda x: abs(x) > 1e-2), lr=learning_rates)
+def test_adam_first_step_is_about_lr_sign(backend, convention, g, lr):
+    with refnet.use_backend(backend):
+        taken = constant_gradient_steps(refnet.Adam(lr, convention=convention), [g], 1)[0, 0]
+        # exactly lr g / (|g| + eps') with eps' = eps (torch) or eps / sqrt(1 - beta2) (Keras):
+        # within 3.2e-6 / 1e-2 of lr sign(g).
+        assert taken == pytest.approx(lr * np.sign(g), rel=4e-4)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("convention", ["lee", "torch", "keras"])
+@given(grads=st.lists(st.floats(-10, 10), min_size=1, max_size=30), momentum=st.floats(0.0, 0.99))
+def test_momentum_velocity_is_exponentially_weighted_sum_of_gradients(backend, convention, grads, momentum):
+    with refnet.use_backend(backend):
+        lr = 0.1
+        theta = np.zeros(1)
+        optimizer = refnet.SGD(lr, momentum=momentum, convention=convention)
+        for t, g in enumerate(grads, start=1):
+            before = theta.copy()
+            optimizer.step([theta], [np.array([g])])
+            velocity = theta - before
+            weighted_sum = sum(momentum ** (t - k) * grads[k - 1] for k in range(1, t + 1))
+            # a sum of at most 30 terms of size <= 10/(1 - 0.99): absolute error ~ 30 * 1000 * u * lr
+            np.testing.assert_allclose(velocity, [-lr * weighted_sum], rtol=1e-12, atol=1e-10)
+
+
+def test_lee_and_torch_momentum_agree_at_constant_lr_and_differ_under_a_schedule(each_backend):
+    rng = np.random.default_rng(4)
+    grads = [[rng.standard_normal(5)] for _ in range(30)]
+    start = rng.standard_normal(5)
+    final = {}
+    for schedule in (refnet.Constant(), refnet.StepDecay(step_size=10, gamma=0.1)):
+        for convention in ("lee", "torch"):
+            theta = start.copy()
+            run(refnet.SGD(0.1, momentum=0.9, convention=convention, schedule=schedule), [theta], grads)
+            final[schedule, convention] = theta
+    # Constant lr: v = -lr b, equal but for rounding (30 steps, values O(10)).
+    np.testing.assert_allclose(final[refnet.Constant(), "lee"], final[refnet.Constant(), "torch"], rtol=1e-12, atol=1e-12)
+    decayed_lee, decayed_torch = final[refnet.StepDecay(10, 0.1), "lee"], final[refnet.StepDecay(10, 0.1), "torch"]
+    assert np.max(np.abs(decayed_lee - decayed_torch)) > 1e-3
+    # And each matches its own form: Lee v = mu v - lr_t g, theta += v; torch b = mu b + g, theta -= lr_t b.
+    theta_lee, v, theta_torch, b = start.copy(), np.zeros(5), start.copy(), np.zeros(5)
+    for t, (g,) in enumerate(grads):
+        lr_t = 0.1 * 0.1 ** (t // 10)
+        v = 0.9 * v - lr_t * g
+        theta_lee = theta_lee + v
+        b = 0.9 * b + g
+        theta_torch = theta_torch - lr_t * b
+    np.testing.assert_allclose(decayed_lee, theta_lee, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(decayed_torch, theta_torch, rtol=1e-12, atol=1e-12)
+
+
+# --- regularisation -----------------------------------------------------------------
+
+def _two_runs(cls, lam, **kwargs):
+    rng = np.random.default_rng(7)
+    start = rng.standard_normal(8)
+    grads = [[rng.standard_normal(8)] for _ in range(20)]
+    coupled, decoupled = start.copy(), start.copy()
+    run(cls(0.05, weight_decay=lam, decoupled=False, **kwargs), [coupled], grads)
+    run(cls(0.05, weight_decay=lam, decoupled=True, **kwargs), [decoupled], grads)
+    return start, grads, coupled, decoupled
+
+
+def test_coupled_l2_equals_weight_decay_for_sgd(each_backend):
+    start, grads, coupled, decoupled = _two_runs(refnet.SGD, 0.1)
+    # theta - lr (g + lam theta) vs (1 - lr lam) theta - lr g: equal but for rounding.
+    np.testing.assert_allclose(coupled, decoupled, rtol=1e-13, atol=1e-15)
+    expected = start.copy()   # Lee's form, w <- (1 - eta lambda) w - eta dL/dw
+    for (g,) in grads:
+        expected = (1 - 0.05 * 0.1) * expected - 0.05 * g
+    np.testing.assert_allclose(coupled, expected, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("cls", [refnet.Adam, refnet.RMSProp])
+def test_coupled_l2_is_not_weight_decay_for_adaptive_methods(each_backend, cls):
+    _, _, coupled, decoupled = _two_runs(cls, 0.5)
+    assert np.max(np.abs(coupled - decoupled)) > 1e-2
+
+
+def test_adamw_decays_before_the_adam_step(each_backend):
+    theta, g = np.array([2.0]), np.array([0.5])
+    refnet.Adam(0.1, weight_decay=0.2, decoupled=True).step([theta], [g])
+    # (1 - lr lam) theta, then Adam's first step lr g / (|g| + eps)
+    assert theta[0] == pytest.approx((1 - 0.1 * 0.2) * 2.0 - 0.1 * 0.5 / (0.5 + 1e-8), rel=1e-15)
+
+
+def test_l1_uses_sign_with_sgn_0_equal_0(each_backend):
+    theta = np.array([1.0, -1.0, 0.0])
+    refnet.SGD(0.1, l1=0.5).step([theta], [np.zeros(3)])
+    np.testing.assert_array_equal(theta, [1.0 - 0.05, -1.0 + 0.05, 0.0])
+
+
+def test_keras_weight_decay_is_decoupled_in_every_optimizer():
+    for cls in OPTIMIZERS:
+        assert cls(0.1, convention="keras").settings["decoupled"] is True
+        assert cls(0.1).settings["decoupled"] is False
+
+
+# --- groups and schedules --------------------------------------------------------------
+
+def test_groups_by_name_and_position(each_backend):
+    weight, bias, other = np.ones(3), np.ones(2), np.ones(1)
+    optimizer = refnet.SGD(0.1, weight_decay=0.5, l1=0.25, groups=[
+        {"params": ["*.bias"], "weight_decay": False},
+        {"params": [2], "lr_scale": 0.5},
+    ])
+    optimizer.step([weight, bias, other], [np.zeros(3), np.zeros(2), np.zeros(1)],
+                   names=["dense.weight", "dense.bias", "out.weight"])
+    np.testing.assert_allclose(weight, 1 - 0.1 * (0.5 + 0.25))
+    np.testing.assert_array_equal(bias, 1.0)
+    np.testing.assert_allclose(other, 1 - 0.05 * (0.5 + 0.25))
+
+
+def test_group_lr_scale_scales_decoupled_decay_too(each_backend):
+    theta = np.ones(1)
+    refnet.Adam(0.1, weight_decay=0.5, decoupled=True, groups=[{"params": [0], "lr_scale": 0.0}]).step(
+        [theta], [np.ones(1)])
+    np.testing.assert_array_equal(theta, [1.0])
+
+
+@pytest.mark.parametrize(("groups", "names", "message"), [
+    ([{"params": ["*.bias"]}], None, "pass names="),
+    ([{"params": ["*.bais"]}], ["a.bias"], "matches no parameter name"),
+    ([{"params": [3]}], None, "selects position 3"),
+])
+def test_group_selection_errors(groups, names, message):
+    theta = np.ones(2)
+    with pytest.raises(ValueError, match=message):
+        refnet.SGD(0.1, groups=groups).step([theta], [np.ones(2)], names=names)
+    np.testing.assert_array_equal(theta, [1.0, 1.0])
+
+
+@pytest.mark.parametrize(("groups", "error"), [
+    ({"params": [0]}, TypeError),
+    ([{"params": [0], "momentum": 0.5}], ValueError),
+    ([{"lr_scale": 2.0}], ValueError),
+    ([{"params": 0}], TypeError),
+    ([{"params": [0], "lr_scale": -1.0}], ValueError),
+    ([{"params": [0], "weight_decay": "no"}], TypeError),
+])
+def test_bad_groups_are_refused_at_construction(groups, error):
+    with pytest.raises(error, match="groups"):
+        refnet.SGD(0.1, groups=groups)
+
+
+@given(t=st.integers(0, 10_000))
+def test_schedules_closed_forms(t):
+    assert refnet.Constant().factor(t) == 1.0
+    assert refnet.StepDecay(7, 0.5).factor(t) == 0.5 ** (t // 7)
+    assert refnet.InverseTime(0.1).factor(t) == pytest.approx(1 / (1 + 0.1 * t), rel=1e-15)
+    # Lee's eta / sqrt(t + 1)
+    assert refnet.InverseTime(1.0, power=0.5).factor(t) == pytest.approx(1 / math.sqrt(t + 1), rel=1e-15)
+
+
+def test_schedule_sets_the_learning_rate_of_each_step(each_backend):
+    steps = constant_gradient_steps(refnet.SGD(0.1, schedule=refnet.InverseTime(1.0, power=0.5)), [2.0], 4)
+    np.testing.assert_allclose(steps[:, 0], [0.1 * 2 / math.sqrt(t + 1) for t in range(4)], rtol=1e-15)
+
+
+# --- conventions and switches ----------------------------------------------------------
+
+def test_presets_supply_defaults_and_explicit_switches_override():
+    assert refnet.RMSProp(0.1).settings["alpha"] == 0.99
+    assert refnet.RMSProp(0.1, convention="keras").settings["alpha"] == 0.9
+    assert refnet.Adagrad(0.1, convention="keras").settings["initial_accumulator"] == 0.1
+    assert refnet.Adam(0.1, convention="keras").settings["eps"] == 1e-7
+    # torch RMSProp with eps inside the root: lr g / sqrt((1 - alpha) g^2 + eps)
+    taken = constant_gradient_steps(refnet.RMSProp(0.1, eps=1e-2, eps_in_sqrt=True), [0.1], 1)[0, 0]
+    assert taken == pytest.approx(0.1 * 0.1 / math.sqrt(0.01 * 0.01 + 1e-2), rel=1e-14)
+
+
+def test_keras_formulas_recomputed_independently(each_backend):
+    """Keras 3's update_step formulas (sgd.py, adagrad.py, rmsprop.py, adam.py), transcribed here."""
+    rng = np.random.default_rng(11)
+    grads = [rng.standard_normal(6) for _ in range(15)]
+    start = rng.standard_normal(6)
+    lr, wd = 0.01, 0.1
+
+    def keras_run(update, state):
+        theta = start.copy()
+        for t, g in enumerate(grads):
+            theta = theta - theta * wd * lr   # base_optimizer._apply_weight_decay
+            theta = update(theta, g, state, t + 1)
+        return theta
+
+    def sgd(theta, g, s, t):
+        s["m"] = s["m"] * 0.9 - g * lr
+        return theta + (s["m"] * 0.9 - g * lr)   # nesterov
+
+    def adagrad(theta, g, s, t):
+        s["acc"] = s["acc"] + g * g
+        return theta - lr * g / np.sqrt(s["acc"] + 1e-7)
+
+    def rmsprop(theta, g, s, t):
+        s["v"] = 0.9 * s["v"] + 0.1 * g * g
+        s["avg"] = 0.9 * s["avg"] + 0.1 * g
+        s["m"] = 0.5 * s["m"] + lr * g / np.sqrt(s["v"] - s["avg"] ** 2 + 1e-7)
+        return theta - s["m"]
+
+    def adam(theta, g, s, t):
+        alpha = lr * math.sqrt(1 - 0.999**t) / (1 - 0.9**t)
+        s["m"] = s["m"] + (g - s["m"]) * 0.1
+        s["v"] = s["v"] + (g * g - s["v"]) * 0.001
+        return theta - s["m"] * alpha / (np.sqrt(s["v"]) + 1e-7)
+
+    zeros = lambda *keys: {k: np.zeros(6) for k in keys}  # noqa: E731
+    cases = [
+        (refnet.SGD(lr, momentum=0.9, nesterov=True, weight_decay=wd, convention="keras"), sgd, zeros("m")),
+        (refnet.Adagrad(lr, weight_decay=wd, convention="keras"), adagrad, {"acc": np.full(6, 0.1)}),
+        (refnet.RMSProp(lr, momentum=0.5, centered=True, weight_decay=wd, convention="keras"), rmsprop,
+         zeros("v", "avg", "m")),
+        (refnet.Adam(lr, weight_decay=wd, convention="keras"), adam, zeros("m", "v")),
+    ]
+    for optimizer, update, state in cases:
+        theta = start.copy()
+        run(optimizer, [theta], [[g] for g in grads])
+        # Same formulas, operations in a slightly different order: rounding only, 15 steps.
+        np.testing.assert_allclose(theta, keras_run(update, state), rtol=1e-12, atol=1e-14)
+
+
+# --- resume -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("cls", "kwargs"), CONFIGS, ids=CONFIG_IDS)
+def test_state_dict_resumes_bit_for_bit(cls, kwargs):
+    rng = np.random.default_rng(3)
+    start = [rng.standard_normal((3, 2)), rng.standard_normal(4).astype(np.float32)]
+    grads = [[rng.standard_normal((3, 2)), rng.standard_normal(4).astype(np.float32)] for _ in range(10)]
+    make = lambda: cls(0.01, schedule=refnet.StepDecay(3, 0.5), **kwargs)  # noqa: E731
+    straight = [p.copy() for p in start]
+    run(make(), straight, grads)
+    resumed = [p.copy() for p in start]
+    first = make()
+    run(first, resumed, grads[:5])
+    saved = first.state_dict()
+    run(first, [p.copy() for p in resumed], grads[5:7])   # must not leak into the saved copy
+    second = make()
+    second.load_state_dict(saved)
+    run(second, resumed, grads[5:])
+    for a, b in zip(straight, resumed):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_load_state_dict_refuses_another_configuration():
+    saved = refnet.Adam(0.1).state_dict()
+    with pytest.raises(ValueError, match="from Adam, not SGD"):
+        refnet.SGD(0.1).load_state_dict(saved)
+    with pytest.raises(ValueError, match="lr=0.1"):
+        refnet.Adam(0.2).load_state_dict(saved)
+    with pytest.raises(ValueError, match="state_dict must be"):
+        refnet.Adam(0.1).load_state_dict({"state": []})
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("make", "error", "message"), [
+    (lambda: refnet.SGD(-0.1), ValueError, "lr must be >= 0"),
+    (lambda: refnet.SGD(float("nan")), ValueError, "lr must be finite"),
+    (lambda: refnet.SGD("fast"), TypeError, "lr must be a real number"),
+    (lambda: refnet.SGD(0.1, momentum=-0.5), ValueError, "momentum"),
+    (lambda: refnet.SGD(0.1, nesterov=True), ValueError, "nesterov=True needs momentum"),
+    (lambda: refnet.SGD(0.1, momentum=0.9, nesterov=True, convention="lee"), ValueError, "'lee' convention"),
+    (lambda: refnet.RMSProp(0.1, centered=True, convention="lee"), ValueError, "'lee' convention"),
+    (lambda: refnet.RMSProp(0.1, alpha=1.0), ValueError, "alpha must be in"),
+    (lambda: refnet.RMSProp(0.1, root_state=True, eps_in_sqrt=True), ValueError, "root_state"),
+    (lambda: refnet.RMSProp(0.1, root_state=True, centered=True), ValueError, "root_state"),
+    (lambda: refnet.RMSProp(0.1, initial_average="last"), TypeError, "initial_average"),
+    (lambda: refnet.Adam(0.1, beta1=1.0), ValueError, r"beta1 must be in \[0.0, 1.0\)"),
+    (lambda: refnet.Adam(0.1, beta2=-0.1), ValueError, "beta2"),
+    (lambda: refnet.Adam(0.1, eps=-1e-8), ValueError, "eps"),
+    (lambda: refnet.Adam(0.1, decoupled="yes"), TypeError, "decoupled must be True or False"),
+    (lambda: refnet.Adagrad(0.1, initial_accumulator=-1), ValueError, "initial_accumulator"),
+    (lambda: refnet.Adagrad(0.1, convention="tf"), ValueError, "convention must be one of"),
+    (lambda: refnet.SGD(0.1, l1=-1), ValueError, "l1"),
+    (lambda: refnet.SGD(0.1, schedule=0.5), TypeError, "schedule"),
+    (lambda: refnet.StepDecay(0), ValueError, "step_size"),
+])
+def test_bad_hyper_parameters_are_refused(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+def _read_only():
+    a = np.ones(3)
+    a.flags.writeable = False
+    return a
+
+
+@pytest.mark.parametrize(("params", "grads", "error", "message"), [
+    (np.ones(3), [np.ones(3)], TypeError, "params must be a list"),
+    ([np.ones(3)], np.ones(3), TypeError, "grads must be a list"),
+    ([np.ones(3)], [np.ones(3), np.ones(3)], ValueError, "one array per parameter"),
+    ([[1.0, 2.0, 3.0]], [np.ones(3)], TypeError, r"params\[1\] must be a numpy.ndarray"),
+    ([np.ones(3, dtype=int)], [np.ones(3)], TypeError, r"params\[1\] must have dtype"),
+    ([np.ones(6)[::2]], [np.ones(3)], ValueError, r"params\[1\] must be C-contiguous"),
+    ([_read_only()], [np.ones(3)], ValueError, r"params\[1\] must be writeable"),
+    ([np.ones(3)], [np.ones(4)], ValueError, r"grads\[1\] must have the shape of params\[1\]"),
+    ([np.ones(3)], [np.ones(3, np.float32)], TypeError, r"grads\[1\] must have the dtype of params\[1\]"),
+])
+@pytest.mark.parametrize("cls", OPTIMIZERS)
+def test_bad_arrays_are_refused_before_anything_is_written(cls, params, grads, error, message):
+    first = np.ones(2)
+    with pytest.raises(error, match=message):
+        cls(0.1).step([first, *params] if isinstance(params, list) else params,
+                      [np.ones(2), *grads] if isinstance(grads, list) else grads)
+    np.testing.assert_array_equal(first, [1.0, 1.0])
+
+
+@pytest.mark.parametrize("make", [
+    lambda: refnet.SGD(0.1, momentum=0.5), refnet.Adagrad, refnet.RMSProp, refnet.Adam])
+def test_params_must_keep_the_shapes_of_their_state(make):
+    optimizer = make(0.1) if isinstance(make, type) else make()
+    first, second = np.ones(2), np.ones(3)
+    optimizer.step([first, second], [np.ones(2), np.ones(3)])
+    snapshot = first.copy()
+    with pytest.raises(ValueError, match=r"params\[1\] has shape \(4,\)"):
+        optimizer.step([first, np.ones(4)], [np.ones(2), np.ones(4)])
+    with pytest.raises(ValueError, match="the 2 arrays this optimizer has stepped"):
+        optimizer.step([first], [np.ones(2)])
+    np.testing.assert_array_equal(first, snapshot)
+    assert optimizer.steps == 1
+
+
+def test_gradient_aliasing_its_parameter_is_read_before_it_changes(each_backend):
+    theta = np.arange(6.0)
+    refnet.SGD(0.5).step([theta[1:]], [theta[:-1]])
+    np.testing.assert_array_equal(theta[1:], np.arange(1.0, 6.0) - 0.5 * np.arange(5.0))
+
+
+def test_reference_kernels_have_sources_and_formulas():
+    for name in reference.optimizers.__all__:
+        doc = getattr(reference.optimizers, name).__doc__
+        assert ".. math::" in doc and "]_" in doc, name
