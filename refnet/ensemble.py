@@ -15,7 +15,7 @@ At test time dropout uses *weight scaling* instead of averaging them.
 * For sigmoid, ReLU or Maxout hidden layers it is an approximation;
   :func:`dropout_ensemble` measures the gap.
 
-:func:`convert_dropout` and :func:`dropout_parameter_scales` turn a network
+:func:`convert_dropout` and :func:`dropout_parameter_groups` turn a network
 and its plain-SGD hyper-parameters from one convention into the other.
 
 References
@@ -35,7 +35,7 @@ from . import _validate
 from .functional import DROPOUT_MODES, softmax
 from .layers import Dense, Dropout
 
-__all__ = ["DropoutEnsemble", "dropout_ensemble", "convert_dropout", "dropout_parameter_scales"]
+__all__ = ["DropoutEnsemble", "dropout_ensemble", "convert_dropout", "dropout_parameter_groups"]
 
 
 @dataclass(frozen=True)
@@ -175,8 +175,8 @@ def convert_dropout(network, mode):
     return converted
 
 
-def dropout_parameter_scales(network, *, to="inverted"):
-    r"""Per-parameter factors that make plain SGD train a converted network alike.
+def dropout_parameter_groups(network, *, to="inverted"):
+    r"""Optimizer groups under which plain SGD trains the converted network alike.
 
     For the weights :math:`W` after a Dropout layer, the inverted convention's
     gradient is :math:`1/(1-p)` times the other's while the weight itself is
@@ -191,15 +191,16 @@ def dropout_parameter_scales(network, *, to="inverted"):
 
     Returns
     -------
-    dict
-        ``{name: {"lr_scale": ..., "weight_decay_scale": ...}}`` for the
-        parameters that need a factor other than 1 (those after a Dropout layer
-        not yet in mode ``to``), keyed by :meth:`Sequential.named_parameters`
-        names; towards ``"scale-at-test"`` the factors are the reciprocals.
+    list of dict
+        ``groups=`` for :class:`refnet.SGD` (any of refnet's optimizers): one
+        ``{"params": [name], "lr_scale": s, "weight_decay_scale": 1 / s}`` per
+        weight after a Dropout layer not yet in mode ``to``, named as in
+        :meth:`Sequential.named_parameters`; towards ``"scale-at-test"`` the
+        factors are the reciprocals.
     """
     if to not in DROPOUT_MODES:
         raise ValueError(f"to must be one of {list(DROPOUT_MODES)}, got {to!r}")
-    scales = {}
+    groups = []
     names = [name for name, _ in network.named_parameters()]
     for dropout_index, dense_index in _dropout_dense_pairs(network):
         dropout = network.layers[dropout_index]
@@ -208,5 +209,5 @@ def dropout_parameter_scales(network, *, to="inverted"):
         keep = 1 - dropout.p
         factor = keep**2 if to == "inverted" else 1 / keep**2
         weight_name = next(name for name in names if name.startswith(f"{dense_index}.") and name.endswith(".weight"))
-        scales[weight_name] = {"lr_scale": factor, "weight_decay_scale": 1 / factor}
-    return scales
+        groups.append({"params": [weight_name], "lr_scale": factor, "weight_decay_scale": 1 / factor})
+    return groups

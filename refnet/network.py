@@ -17,6 +17,7 @@ the current batch.
 architecture as JSON text, the parameters as plain arrays, nothing executable.
 """
 
+import inspect
 import json
 import zipfile
 import zlib
@@ -105,6 +106,13 @@ def _progress_bar(total):
             "(or pip install 'refnet[examples]')"
         ) from None
     return tqdm(total=total, unit="batch")
+
+
+def _takes_names(step):
+    try:
+        return "names" in inspect.signature(step).parameters
+    except (TypeError, ValueError):   # a callable without a signature Python can read
+        return False
 
 
 def _call(callbacks, hook, network, index, logs):
@@ -306,6 +314,10 @@ class Sequential:
         batches = range(0, len(x), batch_size)
         bar = _progress_bar(epochs * len(batches)) if progress else None
         params, grads = self.parameters(), self.gradients()
+        # refnet's optimizers select parameter groups by these names; PlainSGD and
+        # other step(params, grads) optimizers are called without them.
+        step_names = ({"names": [name for name, _ in self.named_parameters()]}
+                      if _takes_names(optimizer.step) else {})
         history = History()
         self.stop_training = False
         _call(callbacks, "on_train_begin", self, 0, {})
@@ -325,7 +337,7 @@ class Sequential:
                         total_correct += accuracy(output, targets) * len(rows)
                     seen += len(rows)
                     _call(callbacks, "on_batch_end", self, batch, {"loss": batch_loss})
-                    optimizer.step(params, grads)
+                    optimizer.step(params, grads, **step_names)
                     if bar is not None:
                         bar.update()
                     if self.stop_training:

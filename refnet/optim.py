@@ -48,8 +48,10 @@ Common to every optimizer:
   as ``"*.bias"``, matched against ``names`` given to :meth:`~Optimizer.step`,
   the names of ``named_parameters()``).  ``lr_scale`` multiplies the learning
   rate (decoupled decay included); ``weight_decay=False`` exempts the
-  parameters from weight decay and L1 (biases, usually).  Later groups override
-  earlier ones for the keys they set.
+  parameters from weight decay and L1 (biases, usually);
+  ``weight_decay_scale`` multiplies their weight decay :math:`\lambda` (the
+  dropout conversions of :func:`refnet.ensemble.dropout_parameter_groups` need
+  both scales).  Later groups override earlier ones for the keys they set.
 * ``state_dict()`` / ``load_state_dict()`` save and restore the step count and
   every state array (copies), so a resumed run continues bit for bit.
 
@@ -161,9 +163,11 @@ def _group(spec, index):
     name = f"groups[{index}]"
     if not isinstance(spec, dict):
         raise TypeError(f"{name} must be a dict, got {type(spec).__name__}")
-    unknown = set(spec) - {"params", "lr_scale", "weight_decay"}
+    unknown = set(spec) - {"params", "lr_scale", "weight_decay", "weight_decay_scale"}
     if unknown:
-        raise ValueError(f"{name} has unknown keys {sorted(unknown)}; allowed: params, lr_scale, weight_decay")
+        raise ValueError(
+            f"{name} has unknown keys {sorted(unknown)}; allowed: params, lr_scale, weight_decay, weight_decay_scale"
+        )
     if "params" not in spec:
         raise ValueError(f"{name} must have a 'params' list (positions or names)")
     selectors = spec["params"]
@@ -177,6 +181,8 @@ def _group(spec, index):
         group["lr_scale"] = _in_range(spec["lr_scale"], f"{name}['lr_scale']", 0.0)
     if "weight_decay" in spec:
         group["weight_decay"] = _flag(spec["weight_decay"], f"{name}['weight_decay']")
+    if "weight_decay_scale" in spec:
+        group["weight_decay_scale"] = _in_range(spec["weight_decay_scale"], f"{name}['weight_decay_scale']", 0.0)
     return group
 
 
@@ -253,10 +259,11 @@ class Optimizer:
         lr = self.lr_at(self._steps)
         kernel_args = self._step_arguments(lr)
         for i, (param, grad) in enumerate(zip(params, grads)):
-            lr_scale, regularise = options[i]
+            lr_scale, regularise, decay_scale = options[i]
             self._update(param.reshape(-1), grad.reshape(-1),
                          {key: a.reshape(-1) for key, a in state[i].items()},
-                         lr * lr_scale, regularise, kernel_args)
+                         lr * lr_scale, self._regularisation(lr * lr_scale, regularise, decay_scale),
+                         kernel_args)
         self._state = state
         self._steps += 1
 
@@ -268,17 +275,19 @@ class Optimizer:
         return grad.copy() if np.may_share_memory(grad, param) else grad
 
     def _options(self, params, names):
-        """(lr_scale, regularise) per position, from the groups."""
+        """(lr_scale, regularise, weight-decay scale) per position, from the groups."""
         if names is not None:
             if len(names) != len(params) or not all(isinstance(n, str) for n in names):
                 raise ValueError(f"names must be a list of {len(params)} strings, one per parameter")
-        options = [[1.0, True] for _ in params]
+        options = [[1.0, True, 1.0] for _ in params]
         for index, group in enumerate(self.groups):
             for position in self._selected(group["params"], index, params, names):
                 if "lr_scale" in group:
                     options[position][0] = group["lr_scale"]
                 if "weight_decay" in group:
                     options[position][1] = group["weight_decay"]
+                if "weight_decay_scale" in group:
+                    options[position][2] = group["weight_decay_scale"]
         return options
 
     @staticmethod
@@ -309,11 +318,11 @@ class Optimizer:
                         f"state for position {i} has shape {array.shape} and dtype {array.dtype}"
                     )
 
-    def _regularisation(self, lr, regularise):
+    def _regularisation(self, lr, regularise, decay_scale):
         """(l2, l1, keep) for the kernel: coupled L2, L1 and the decoupled decay factor."""
         if not regularise:
             return 0.0, 0.0, 1.0
-        decay = self.settings["weight_decay"]
+        decay = self.settings["weight_decay"] * decay_scale
         if self.settings["decoupled"]:
             return 0.0, self.l1, 1.0 - lr * decay
         return decay, self.l1, 1.0
@@ -430,8 +439,8 @@ class SGD(Optimizer):
     def _initial_state(self, param):
         return {key: np.zeros_like(param) for key in self._state_keys()}
 
-    def _update(self, param, grad, state, lr, regularise, _):
-        l2, l1, keep = self._regularisation(lr, regularise)
+    def _update(self, param, grad, state, lr, regularisation, _):
+        l2, l1, keep = regularisation
         s = self.settings
         if s["momentum"]:
             active().sgd_momentum(param, grad, state["momentum_buffer"], lr, s["momentum"],
@@ -490,8 +499,8 @@ class Adagrad(Optimizer):
         (key,) = self._state_keys()
         return {key: np.full_like(param, math.sqrt(start) if self.settings["root_state"] else start)}
 
-    def _update(self, param, grad, state, lr, regularise, _):
-        l2, l1, keep = self._regularisation(lr, regularise)
+    def _update(self, param, grad, state, lr, regularisation, _):
+        l2, l1, keep = regularisation
         s = self.settings
         (key,) = self._state_keys()
         unused = param[:0]
@@ -586,8 +595,8 @@ class RMSProp(Optimizer):
             return {"weights": (0.0, 1.0)}
         return {"weights": (alpha, 1.0 - alpha)}
 
-    def _update(self, param, grad, state, lr, regularise, args):
-        l2, l1, keep = self._regularisation(lr, regularise)
+    def _update(self, param, grad, state, lr, regularisation, args):
+        l2, l1, keep = regularisation
         s = self.settings
         unused = param[:0]
         average = state[self._state_keys()[0]]
@@ -655,8 +664,8 @@ class Adam(Optimizer):
             return {"corrections": (1.0, 1.0)}
         return {"corrections": (1.0 - self.settings["beta1"] ** t, 1.0 - self.settings["beta2"] ** t)}
 
-    def _update(self, param, grad, state, lr, regularise, args):
-        l2, l1, keep = self._regularisation(lr, regularise)
+    def _update(self, param, grad, state, lr, regularisation, args):
+        l2, l1, keep = regularisation
         s = self.settings
         bias_correction1, bias_correction2 = args["corrections"]
         active().adam(param, grad, state["exp_avg"], state["exp_avg_sq"], lr, s["beta1"], s["beta2"],
