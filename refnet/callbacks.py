@@ -47,7 +47,8 @@ class EarlyStopping:
     "Stop where the validation loss is lowest": after each epoch the monitored
     value (``logs[monitor]``, ``"val_loss"`` by default) counts as an improvement
     if it beats the best so far by more than ``min_delta``.  After ``patience``
-    epochs in a row without one, training stops; with ``restore_best_weights``
+    epochs in a row without one (at least one), training stops, as in Keras;
+    with ``restore_best_weights``
     the parameters are then (and at the end of training in any case) copied
     back from the best epoch, as Keras 3 does.
 
@@ -56,7 +57,7 @@ class EarlyStopping:
     monitor : str
         A key of the epoch's logs: ``"val_loss"``, ``"val_accuracy"``, ``"loss"``...
     patience : int
-        Epochs without improvement to wait before stopping.
+        Epochs in a row without improvement after which training stops.
     min_delta : float
         The smallest change that counts as an improvement.
     mode : {"auto", "min", "max"}
@@ -107,7 +108,9 @@ class EarlyStopping:
                 self._best_weights = [param.copy() for param in network.parameters()]
             return
         self.wait += 1
-        if self.wait > self.patience:
+        # Keras' rule: stop once `patience` epochs in a row brought no improvement
+        # (patience 0 acts as 1: the first such epoch stops).
+        if self.wait >= self.patience:
             self.stopped_epoch = epoch
             network.stop_training = True
 

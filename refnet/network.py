@@ -274,7 +274,7 @@ class Sequential:
         return logs
 
     def fit(self, x, y, *, loss, optimizer, epochs, batch_size, validation_data=None, callbacks=(),
-            shuffle=True, seed=None, progress=False):
+            shuffle=True, seed=None, progress=False, regularizer=None):
         """Train by mini-batch gradient descent; return the :class:`History` of each epoch.
 
         Parameters
@@ -297,10 +297,15 @@ class Sequential:
             For the shuffling.
         progress : bool
             Show a tqdm progress bar (tqdm is an optional dependency).
+        regularizer : refnet.regularizers.L2 or L1, optional
+            A penalty in the loss: its gradient is added after each backward
+            pass (before ``on_batch_end``), and its value to the epoch's ``loss``.
         """
         loss_function, accuracy = _resolve_loss(loss)
         if not callable(getattr(optimizer, "step", None)):
             raise TypeError(f"optimizer must have a step(params, grads) method, got {optimizer!r}")
+        if regularizer is not None and not callable(getattr(regularizer, "add_gradient", None)):
+            raise TypeError(f"regularizer must be refnet.regularizers.L2 or L1 (or have add_gradient), got {regularizer!r}")
         epochs = _validate.positive_int(epochs, "epochs")
         batch_size = _validate.positive_int(batch_size, "batch_size")
         x = self._inputs(x)
@@ -332,6 +337,8 @@ class Sequential:
                     output = self.forward(x[rows], training=True)
                     batch_loss, grad = loss_function(output, targets)
                     self.backward(grad, input_gradient=False)
+                    if regularizer is not None:
+                        batch_loss += regularizer.add_gradient(self.named_parameters(), grads)
                     total_loss += batch_loss * len(rows)
                     if accuracy is not None:
                         total_correct += accuracy(output, targets) * len(rows)
