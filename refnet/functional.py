@@ -446,7 +446,10 @@ def dropout(z, p, rng, *, mode="inverted", out=None):
     rng : numpy.random.Generator
         The random stream; it advances by ``z.size`` doubles.
     mode : {"inverted", "scale-at-test"}
-    out : ndarray, optional
+    out : ndarray or tuple (output, mask), optional
+        Where to write the output, or the output and the mask (a bool array of
+        ``z``'s shape), as NumPy's two-output ufuncs take ``out``; reusing a
+        mask array saves an allocation per call.
 
     Returns
     -------
@@ -465,14 +468,16 @@ def dropout(z, p, rng, *, mode="inverted", out=None):
     p, scale = _dropout_arguments(p, mode)
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    target, result = _validate.output(out, z.shape, z.dtype, [z])
-    mask = np.empty(z.shape, dtype=np.uint8)
+    out_output, out_mask = out if isinstance(out, tuple) else (out, None)
+    target, result = _validate.output(out_output, z.shape, z.dtype, [z], "out[0]" if isinstance(out, tuple) else "out")
+    mask_target, mask = _validate.output(out_mask, z.shape, np.dtype(np.bool_), [z, target], "out[1]")
+    bits = mask_target.view(np.uint8)
     if p == 0:
         np.copyto(target, z)
-        mask.fill(1)
+        bits.fill(1)
     else:
-        active().dropout_forward(z.reshape(-1), p, scale, rng, mask.reshape(-1), target.reshape(-1))
-    return _finish(target, result, out), mask.view(np.bool_)
+        active().dropout_forward(z.reshape(-1), p, scale, rng, bits.reshape(-1), target.reshape(-1))
+    return _finish(target, result, out_output), _finish(mask_target, mask, out_mask)
 
 
 def dropout_backward(grad_output, mask, p, *, mode="inverted", out=None):

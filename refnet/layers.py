@@ -322,7 +322,11 @@ class Dropout(Layer):
     def forward(self, x, training=False):
         x = _validate.float_array(x, "x")
         if training:
-            out, self._mask = functional.dropout(x, self.p, self.rng, mode=self.mode)
+            # The mask array is reused from pass to pass: backward needs only the latest.
+            mask = self.__dict__.get("_mask")
+            if mask is None or mask.shape != x.shape:
+                mask = np.empty(x.shape, dtype=np.bool_)
+            out, self._mask = functional.dropout(x, self.p, self.rng, mode=self.mode, out=(None, mask))
             return out
         self._mask = None
         return x * x.dtype.type(self.test_scale)

@@ -152,3 +152,14 @@ def test_dropout_on_the_inputs_of_a_network_trains():
     net = refnet.Sequential([refnet.Dropout(0.2, seed=0), refnet.Dense(6, 2, seed=1)])
     history = net.fit(x, y, loss="softmax_cross_entropy", optimizer=refnet.SGD(0.5), epochs=20, batch_size=8, seed=0)
     assert history["loss"][-1] < history["loss"][0]
+
+
+def test_out_takes_the_output_and_the_mask():
+    z = np.arange(1.0, 9.0)
+    output, mask = np.empty_like(z), np.empty(8, dtype=np.bool_)
+    got_output, got_mask = refnet.dropout(z, 0.5, np.random.default_rng(4), out=(output, mask))
+    assert got_output is output and got_mask is mask
+    np.testing.assert_array_equal(mask, np.random.default_rng(4).random(8) >= 0.5)
+    np.testing.assert_array_equal(output, np.where(mask, 2 * z, 0))
+    with pytest.raises(TypeError, match=r"out\[1\] must have dtype bool"):
+        refnet.dropout(z, 0.5, np.random.default_rng(4), out=(output, np.empty(8, np.uint8)))
