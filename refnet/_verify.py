@@ -1,4 +1,4 @@
-"""The verification report behind ``python -m refnet``: the lecture's identities, measured.
+"""The verification report behind the ``refnet`` command: the lecture's identities, measured.
 
 Each check computes both sides of an identity independently and compares them
 with a stated tolerance, on both backends where that applies.
@@ -6,7 +6,10 @@ with a stated tolerance, on both backends where that applies.
 
 import numpy as np
 
-from . import backend, bayes, functional as F
+from . import backend, bayes, ensemble, functional as F
+from .layers import Dense, Dropout, Sigmoid
+from .network import Sequential
+from .optim import SGD, Adam, RMSProp
 
 _GRID = np.linspace(-50.0, 50.0, 200_001)
 
@@ -91,11 +94,73 @@ def _checks():
     )
 
 
+def _first_step(optimizer, g=1.0):
+    """The size of an optimizer's first step from 0 under a constant gradient g."""
+    theta = np.zeros(1)
+    optimizer.step([theta], [np.full(1, g)])
+    return -theta[0]
+
+
+def _optimizer_checks():
+    lr = 1e-3
+    lee, torch, keras = (_first_step(RMSProp(lr, convention=c)) for c in ("lee", "torch", "keras"))
+    yield (
+        "first RMSProp step, g = 1: Lee eta, PyTorch ~10 lr, Keras ~3.16 lr",
+        f"{lee / lr:.6f} lr, {torch / lr:.6f} lr, {keras / lr:.6f} lr",
+        # lr g / (sqrt(1 - alpha) |g| + eps), alpha = 0.99, eps = 1e-8; lr g / sqrt((1 - rho) g^2 + eps), rho = 0.9, eps = 1e-7
+        lee == lr
+        and abs(torch / lr - 1 / (np.sqrt(1 - 0.99) + 1e-8)) < 1e-9
+        and abs(keras / lr - 1 / np.sqrt((1 - 0.9) + 1e-7)) < 1e-9,
+    )
+
+    rng = np.random.default_rng(6)
+    grads, eta, decay = rng.normal(size=(30, 4)), 0.1, 0.9
+    optimizer, theta = SGD(eta, momentum=decay, convention="lee"), np.zeros(4)
+    previous, worst = theta.copy(), 0.0
+    for t, g in enumerate(grads):
+        optimizer.step([theta], [g.copy()])
+        velocity = -eta * sum(decay ** (t - i) * grads[i] for i in range(t + 1))
+        worst = max(worst, np.max(np.abs((theta - previous) - velocity)))
+        previous = theta.copy()
+    yield (
+        "momentum: the velocity is an exponentially weighted sum of past gradients",
+        f"max |step - (-eta sum lambda^(t-i) g_i)| {worst:.1e} over 30 steps (tolerance 1e-14)",
+        worst <= 1e-14,
+    )
+
+    w0, g, lam = rng.normal(size=5), rng.normal(size=5), 0.2
+
+    def after(optimizer, grad):
+        w = w0.copy()
+        optimizer.step([w], [grad.copy()])
+        return w
+
+    sgd_gap = np.max(np.abs(after(SGD(eta, weight_decay=lam), g) - ((1 - eta * lam) * w0 - eta * g)))
+    adam_gap = np.max(np.abs(after(Adam(eta, weight_decay=lam), g) - after(Adam(eta, weight_decay=lam, decoupled=True), g)))
+    yield (
+        "L2 in the gradient = weight decay (1 - eta lambda) w for SGD, not for Adam",
+        f"SGD max |difference| {sgd_gap:.1e}; Adam coupled vs decoupled {adam_gap:.2e}",
+        sgd_gap <= 1e-15 and adam_gap > 1e-3,
+    )
+
+
+def _dropout_checks():
+    x = np.random.default_rng(8).normal(size=(4, 3))
+    linear = Sequential([Dropout(0.5), Dense(3, 4, init="classic", seed=1), Dropout(0.3), Dense(4, 2, seed=2)])
+    curved = Sequential([Dropout(0.5), Dense(3, 4, init="classic", seed=1), Sigmoid(), Dropout(0.3), Dense(4, 2, seed=2)])
+    linear_gap, curved_gap = ensemble.dropout_ensemble(linear, x).gap, ensemble.dropout_ensemble(curved, x).gap
+    yield (
+        "dropout: weight scaling = the exact ensemble mean for a linear net, not for a sigmoid net",
+        f"gap over all 2^7 masks: linear {linear_gap:.1e}, sigmoid {curved_gap:.1e}",
+        linear_gap <= 1e-14 and curved_gap > 1e-4,
+    )
+
+
 def report(stream):
     """Write one line per identity to ``stream``; return True if all hold."""
     ok = True
     stream.write("refnet: the lecture's identities, checked (float64)\n\n")
-    for claim, measured, holds in _checks():
+    for claim, measured, holds in (*_checks(), *_optimizer_checks(), *_dropout_checks()):
         ok &= bool(holds)
         stream.write(f"[{'PASS' if holds else 'FAIL'}] {claim}\n       {measured}\n")
     stream.write(f"\n{'All identities hold.' if ok else 'Some identities FAILED.'}\n")

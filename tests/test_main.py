@@ -16,7 +16,7 @@ def test_report_passes_and_names_every_identity():
     assert _verify.report(stream)
     text = stream.getvalue()
     assert "FAIL" not in text
-    for claim in ["1/4", "Bayes", "Maxout", "softmax", "sigma(-z)"]:
+    for claim in ["1/4", "Bayes", "Maxout", "softmax", "sigma(-z)", "RMSProp", "momentum", "weight decay", "dropout"]:
         assert claim in text
 
 
