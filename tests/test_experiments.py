@@ -129,8 +129,10 @@ def test_dropout_lowers_training_accuracy_and_raises_test_accuracy_on_mnist():
 
     Without regularisation the network fits every training image; dropout (0.2 on
     the inputs, 0.5 on the hidden layer) in either mode fits fewer of them and
-    classifies more of 2,000 held-out images correctly.  Seeds 0-2 all show it
-    (margins of 0.6 to 2 points on the test set; see the branch's report).
+    classifies more of 2,000 held-out images correctly.  Seeds 0-5 all show it, by
+    1.1-2.0 test points (inverted) and 0.2-1.5 (scale-at-test).  With dropout off the
+    dropout networks miss only 1-9 of the 1,000 training images: trained much longer
+    they fit them all too, so this part of the claim holds for the default 30 epochs.
     """
     result = overfitting(MNIST_DIR, methods=["none", "dropout-inverted", "dropout-scale-at-test"], seed=0)
     assert result.train_accuracy["none"] == 1.0    # it overfits: every training image right
@@ -140,6 +142,13 @@ def test_dropout_lowers_training_accuracy_and_raises_test_accuracy_on_mnist():
         assert result.test_accuracy[method] > result.test_accuracy["none"], method
     # The gap between training and test accuracy is what overfitting means.
     assert result.train_accuracy["none"] - result.test_accuracy["none"] > 0.05
+
+
+@needs_mnist
+def test_early_stopping_stops_before_the_last_epoch_of_a_run_that_overfits():
+    """The validation loss of the overfitting network has its minimum well before 30 epochs."""
+    result = overfitting(MNIST_DIR, methods=["early-stopping"], patience=3, seed=0)
+    assert result.epochs["early-stopping"] < result.settings["epochs"]
 
 
 def _tiny_mnist_like(rows=120, seed=0):
