@@ -11,7 +11,7 @@ optimizers themselves in every major convention (:class:`SGD`,
 batch, regularisers, callbacks, :func:`gradcheck` and :mod:`refnet.datasets`.
 """
 
-from . import bayes, datasets, ensemble, regularizers
+from . import bayes, datasets, ensemble, experiments, regularizers
 from .backend import get_backend, set_backend, use_backend
 from .callbacks import EarlyStopping, GradientNorms
 from .functional import *  # noqa: F403 -- every validated public function
@@ -28,6 +28,7 @@ __all__ = [
     "bayes",
     "datasets",
     "ensemble",
+    "experiments",
     "regularizers",
     "get_backend",
     "set_backend",

@@ -71,14 +71,23 @@ def finite_scalar(value, name):
 
 def positive_int(value, name):
     """Return ``value`` as an int >= 1, or raise."""
+    return _integer(value, name, 1, "a positive integer")
+
+
+def non_negative_int(value, name):
+    """Return ``value`` as an int >= 0, or raise."""
+    return _integer(value, name, 0, "a non-negative integer")
+
+
+def _integer(value, name, low, expected):
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     try:
         number = operator.index(value)
     except TypeError:
         raise TypeError(f"{name} must be an integer, got {value!r}") from None
-    if number < 1:
-        raise ValueError(f"{name} must be a positive integer, got {number}")
+    if number < low:
+        raise ValueError(f"{name} must be {expected}, got {number}")
     return number
 
 

@@ -4,10 +4,10 @@ import doctest
 
 import pytest
 
-from refnet import functional
+from refnet import experiments, functional
 
 
-@pytest.mark.parametrize("module", [functional], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [functional, experiments], ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0
