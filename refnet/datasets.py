@@ -18,6 +18,7 @@ References
 """
 
 import gzip
+import math
 import os
 import zlib
 
@@ -60,7 +61,7 @@ def read_idx(path):
     if len(data) < header:
         raise ValueError(f"{path}: truncated header ({len(data)} bytes, {ndim} sizes need {header})")
     shape = tuple(int(size) for size in np.frombuffer(data, ">u4", ndim, offset=4))
-    expected = header + dtype.itemsize * int(np.prod(shape, dtype=np.int64))
+    expected = header + dtype.itemsize * math.prod(shape)   # Python ints: a forged header cannot wrap around
     if len(data) != expected:
         problem = "truncated" if len(data) < expected else "longer than its header says"
         raise ValueError(f"{path}: {problem}: {len(data)} bytes where shape {shape} needs {expected}")

@@ -27,6 +27,7 @@ References
 """
 
 import copy
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,8 +41,10 @@ __all__ = ["DropoutEnsemble", "dropout_ensemble", "convert_dropout", "dropout_pa
 
 @dataclass(frozen=True)
 class DropoutEnsemble:
-    """What :func:`dropout_ensemble` measured, each of shape (rows, outputs).
+    """What :func:`dropout_ensemble` measured, each of shape (rows, outputs), in float64.
 
+    The means sum :math:`2^M` weighted terms, so they are accumulated in float64
+    whatever the network's dtype; ``weight_scaled`` is converted to match.
     ``geometric_mean`` is ``None`` unless ``output="softmax"``.
     """
 
@@ -122,7 +125,8 @@ def dropout_ensemble(network, x, *, output="identity", max_units=16):
     members = h.reshape(count, len(x), -1)
     weights = np.exp(log_weight)[:, None, None]
 
-    weight_scaled = network.forward(x, training=False)
+    weight_scaled = network.forward(x, training=False).astype(np.float64)
+    members = members.astype(np.float64)
     geometric = None
     if output == "softmax":
         weight_scaled = softmax(weight_scaled)
@@ -176,24 +180,28 @@ def convert_dropout(network, mode):
 
 
 def dropout_parameter_groups(network, *, to="inverted"):
-    r"""Optimizer groups under which plain SGD trains the converted network alike.
+    r"""Optimizer groups under which SGD trains the converted network alike.
 
     For the weights :math:`W` after a Dropout layer, the inverted convention's
     gradient is :math:`1/(1-p)` times the other's while the weight itself is
     :math:`(1-p)` times it, so matching steps need
 
     .. math:: \eta_\text{inverted} = (1-p)^2\, \eta, \qquad
-              \lambda_\text{inverted} = \lambda / (1-p)^2,
+              \lambda_\text{inverted} = \lambda / (1-p)^2, \qquad
+              \lambda_{1,\text{inverted}} = \lambda_1 / (1-p)
 
     while every other parameter keeps :math:`\eta` and :math:`\lambda` (the
     gradients reaching them are the same in both conventions).  One global
-    learning rate cannot do this in a network with more than one layer.
+    learning rate cannot do this in a network with more than one layer.  The
+    update must be linear in the gradient: plain SGD, with or without momentum
+    (coupled weight decay and L1 included), not RMSProp, Adagrad or Adam, whose
+    normalisation by the gradient's size undoes the scale.
 
     Returns
     -------
     list of dict
-        ``groups=`` for :class:`refnet.SGD` (any of refnet's optimizers): one
-        ``{"params": [name], "lr_scale": s, "weight_decay_scale": 1 / s}`` per
+        ``groups=`` for :class:`refnet.SGD`: one
+        ``{"params": [name], "lr_scale": s, "weight_decay_scale": 1 / s, "l1_scale": 1 / sqrt(s)}`` per
         weight after a Dropout layer not yet in mode ``to``, named as in
         :meth:`Sequential.named_parameters`; towards ``"scale-at-test"`` the
         factors are the reciprocals.
@@ -209,5 +217,6 @@ def dropout_parameter_groups(network, *, to="inverted"):
         keep = 1 - dropout.p
         factor = keep**2 if to == "inverted" else 1 / keep**2
         weight_name = next(name for name in names if name.startswith(f"{dense_index}.") and name.endswith(".weight"))
-        groups.append({"params": [weight_name], "lr_scale": factor, "weight_decay_scale": 1 / factor})
+        groups.append({"params": [weight_name], "lr_scale": factor, "weight_decay_scale": 1 / factor,
+                       "l1_scale": 1 / math.sqrt(factor)})
     return groups

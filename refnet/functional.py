@@ -220,7 +220,7 @@ def prelu(z, slope, out=None):
     """
     z = _validate.float_array(z, "z")
     _, per_unit = _prelu_slope(slope, z)
-    target, result = _validate.output(out, z.shape, z.dtype, [z])
+    target, result = _validate.output(out, z.shape, z.dtype, [z, per_unit])
     active().prelu(_rows(z), per_unit, _rows(target))
     return _finish(target, result, out)
 
@@ -247,8 +247,10 @@ def prelu_backward(grad_output, z, slope, out=None):
         out_input, out_slope = out
     else:
         raise TypeError("out must be None or a tuple (grad_input, grad_slope)")
-    target, grad_input = _validate.output(out_input, z.shape, z.dtype, [grad_output, z], "out[0]")
-    slope_target, grad_slope = _validate.output(out_slope, slope.shape, z.dtype, [grad_output, z, slope, target], "out[1]")
+    target, grad_input = _validate.output(out_input, z.shape, z.dtype, [grad_output, z, per_unit], "out[0]")
+    slope_target, grad_slope = _validate.output(
+        out_slope, slope.shape, z.dtype, [grad_output, z, slope, per_unit, target], "out[1]"
+    )
     per_unit_grad = np.empty(per_unit.shape, dtype=z.dtype)
     active().prelu_backward(_rows(grad_output), _rows(z), per_unit, _rows(target), per_unit_grad)
     slope_target[...] = per_unit_grad if slope.shape == per_unit.shape else per_unit_grad.sum()

@@ -99,6 +99,8 @@ def gradcheck(target, x, y=None, *, loss=None, eps=1e-6, atol=1e-4, seed=0):
     """
     eps = _validate.finite_scalar(eps, "eps")
     atol = _validate.finite_scalar(atol, "atol")
+    if eps <= 0 or atol < 0:
+        raise ValueError(f"eps must be positive and atol non-negative, got eps={eps}, atol={atol}")
     x = _validate.float_array(x, "x")
     if x.dtype != np.float64:
         raise TypeError(_FLOAT32_REFUSAL.format(what="input x"))

@@ -134,7 +134,7 @@ class Dense(Layer):
         self.n_out = _validate.positive_int(n_out, "n_out")
         self.activation = _dense_activation(activation)
         self.slope = _validate.finite_scalar(slope, "slope")
-        if init not in INITIALISERS:
+        if not isinstance(init, str) or init not in INITIALISERS:
             raise ValueError(f"init must be one of {sorted(INITIALISERS)}, got {init!r}")
         self.init = init
         self.dtype = _float_dtype(dtype)
@@ -309,7 +309,7 @@ class Dropout(Layer):
        Neural Networks from Overfitting", JMLR 15, 2014.
     """
 
-    def __init__(self, p, mode="inverted", *, seed=None):
+    def __init__(self, p, mode="inverted", seed=None):
         self.p, _ = functional._dropout_arguments(p, mode)
         self.mode = mode
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)

@@ -379,7 +379,7 @@ def _architecture(text, path):
             for e in entries
         ):
             raise ValueError("not a list of layers")
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:   # RecursionError: JSON nested beyond Python's stack
         raise ValueError(f"{path} has no valid layer list (__layers__): {error}") from None
     return entries
 

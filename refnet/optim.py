@@ -49,9 +49,9 @@ Common to every optimizer:
   the names of ``named_parameters()``).  ``lr_scale`` multiplies the learning
   rate (decoupled decay included); ``weight_decay=False`` exempts the
   parameters from weight decay and L1 (biases, usually);
-  ``weight_decay_scale`` multiplies their weight decay :math:`\lambda` (the
-  dropout conversions of :func:`refnet.ensemble.dropout_parameter_groups` need
-  both scales).  Later groups override earlier ones for the keys they set.
+  ``weight_decay_scale`` and ``l1_scale`` multiply their weight decay
+  :math:`\lambda` and their L1 coefficient (the dropout conversions of
+  :func:`refnet.ensemble.dropout_parameter_groups` need all three scales).  Later groups override earlier ones for the keys they set.
 * ``state_dict()`` / ``load_state_dict()`` save and restore the step count and
   every state array (copies), so a resumed run continues bit for bit.
 
@@ -159,15 +159,17 @@ def _sequence(value, name):
     return value
 
 
+# Per-parameter options a group may set, and their values where no group sets them.
+_GROUP_OPTIONS = {"lr_scale": 1.0, "weight_decay": True, "weight_decay_scale": 1.0, "l1_scale": 1.0}
+
+
 def _group(spec, index):
     name = f"groups[{index}]"
     if not isinstance(spec, dict):
         raise TypeError(f"{name} must be a dict, got {type(spec).__name__}")
-    unknown = set(spec) - {"params", "lr_scale", "weight_decay", "weight_decay_scale"}
+    unknown = set(spec) - {"params", *_GROUP_OPTIONS}
     if unknown:
-        raise ValueError(
-            f"{name} has unknown keys {sorted(unknown)}; allowed: params, lr_scale, weight_decay, weight_decay_scale"
-        )
+        raise ValueError(f"{name} has unknown keys {sorted(unknown)}; allowed: params, {', '.join(_GROUP_OPTIONS)}")
     if "params" not in spec:
         raise ValueError(f"{name} must have a 'params' list (positions or names)")
     selectors = spec["params"]
@@ -181,8 +183,9 @@ def _group(spec, index):
         group["lr_scale"] = _in_range(spec["lr_scale"], f"{name}['lr_scale']", 0.0)
     if "weight_decay" in spec:
         group["weight_decay"] = _flag(spec["weight_decay"], f"{name}['weight_decay']")
-    if "weight_decay_scale" in spec:
-        group["weight_decay_scale"] = _in_range(spec["weight_decay_scale"], f"{name}['weight_decay_scale']", 0.0)
+    for scale in ("weight_decay_scale", "l1_scale"):
+        if scale in spec:
+            group[scale] = _in_range(spec[scale], f"{name}[{scale!r}]", 0.0)
     return group
 
 
@@ -192,6 +195,9 @@ class Optimizer:
     """Base class: conventions, validation, groups, schedules and state; subclasses do one update."""
 
     _PRESETS = {}
+    # Hyper-parameters the conventions share (the signature's defaults), so that
+    # None -- "the preset's value" -- means the same for them as for the others.
+    _DEFAULTS = {}
 
     def __init__(self, lr, convention, *, l1, schedule, groups, **given):
         if convention not in CONVENTIONS:
@@ -205,7 +211,7 @@ class Optimizer:
         if isinstance(groups, dict) or not isinstance(groups, (list, tuple)):
             raise TypeError(f"groups must be a list of dicts, got {type(groups).__name__}")
         self.groups = tuple(_group(spec, i) for i, spec in enumerate(groups))
-        settings = dict(self._PRESETS[convention])
+        settings = {**self._DEFAULTS, **self._PRESETS[convention]}
         settings.update({key: value for key, value in given.items() if value is not None})
         self.settings = self._checked(settings)
         self._steps = 0
@@ -249,7 +255,7 @@ class Optimizer:
         grads = _sequence(grads, "grads")
         if len(grads) != len(params):
             raise ValueError(f"grads must have one array per parameter ({len(params)}), got {len(grads)}")
-        grads = [self._grad(g, p, i) for i, (g, p) in enumerate(zip(grads, params))]
+        grads = [self._grad(g, p, i, params) for i, (g, p) in enumerate(zip(grads, params))]
         options = self._options(params, names)
         if self._state is not None:
             self._check_state(params)
@@ -259,35 +265,30 @@ class Optimizer:
         lr = self.lr_at(self._steps)
         kernel_args = self._step_arguments(lr)
         for i, (param, grad) in enumerate(zip(params, grads)):
-            lr_scale, regularise, decay_scale = options[i]
+            scaled_lr = lr * options[i]["lr_scale"]
             self._update(param.reshape(-1), grad.reshape(-1),
                          {key: a.reshape(-1) for key, a in state[i].items()},
-                         lr * lr_scale, self._regularisation(lr * lr_scale, regularise, decay_scale),
-                         kernel_args)
+                         scaled_lr, self._regularisation(scaled_lr, options[i]), kernel_args)
         self._state = state
         self._steps += 1
 
     @staticmethod
-    def _grad(grad, param, index):
+    def _grad(grad, param, index, params):
         grad = _validate.like(grad, f"grads[{index}]", param.dtype, param.shape, f"params[{index}]")
-        # The kernels read each gradient element before writing the parameter; a gradient
-        # overlapping its parameter any other way would be read after it changed.
-        return grad.copy() if np.may_share_memory(grad, param) else grad
+        # Parameters are updated one after the other: a gradient sharing memory with any
+        # parameter (its own, read element by element as it is written, or another one,
+        # updated earlier in the step) must be read from a copy taken before the step.
+        return grad.copy() if any(np.may_share_memory(grad, p) for p in params) else grad
 
     def _options(self, params, names):
-        """(lr_scale, regularise, weight-decay scale) per position, from the groups."""
+        """The group options (see ``_GROUP_OPTIONS``) in force at each position."""
         if names is not None:
             if len(names) != len(params) or not all(isinstance(n, str) for n in names):
                 raise ValueError(f"names must be a list of {len(params)} strings, one per parameter")
-        options = [[1.0, True, 1.0] for _ in params]
+        options = [dict(_GROUP_OPTIONS) for _ in params]
         for index, group in enumerate(self.groups):
             for position in self._selected(group["params"], index, params, names):
-                if "lr_scale" in group:
-                    options[position][0] = group["lr_scale"]
-                if "weight_decay" in group:
-                    options[position][1] = group["weight_decay"]
-                if "weight_decay_scale" in group:
-                    options[position][2] = group["weight_decay_scale"]
+                options[position].update((key, value) for key, value in group.items() if key != "params")
         return options
 
     @staticmethod
@@ -318,14 +319,15 @@ class Optimizer:
                         f"state for position {i} has shape {array.shape} and dtype {array.dtype}"
                     )
 
-    def _regularisation(self, lr, regularise, decay_scale):
+    def _regularisation(self, lr, options):
         """(l2, l1, keep) for the kernel: coupled L2, L1 and the decoupled decay factor."""
-        if not regularise:
+        if not options["weight_decay"]:
             return 0.0, 0.0, 1.0
-        decay = self.settings["weight_decay"] * decay_scale
+        decay = self.settings["weight_decay"] * options["weight_decay_scale"]
+        l1 = self.l1 * options["l1_scale"]
         if self.settings["decoupled"]:
-            return 0.0, self.l1, 1.0 - lr * decay
-        return decay, self.l1, 1.0
+            return 0.0, l1, 1.0 - lr * decay
+        return decay, l1, 1.0
 
     def _step_arguments(self, lr):
         """Scalars computed once per step and shared by every parameter (subclasses)."""
@@ -410,6 +412,7 @@ class SGD(Optimizer):
     array([ 0.9, -2.1])
     """
 
+    _DEFAULTS = dict(momentum=0.0, nesterov=False, weight_decay=0.0)
     _PRESETS = {
         "lee": dict(lr_in_momentum=True, decoupled=False),
         "torch": dict(lr_in_momentum=False, decoupled=False),
@@ -470,6 +473,7 @@ class Adagrad(Optimizer):
     PyTorch's ``lr_decay`` is ``schedule=InverseTime(lr_decay)``.
     """
 
+    _DEFAULTS = dict(weight_decay=0.0)
     _PRESETS = {
         "lee": dict(eps=0.0, initial_accumulator=0.0, eps_in_sqrt=False, root_state=True, decoupled=False),
         "torch": dict(eps=1e-10, initial_accumulator=0.0, eps_in_sqrt=False, root_state=False, decoupled=False),
@@ -483,11 +487,11 @@ class Adagrad(Optimizer):
                          eps_in_sqrt=eps_in_sqrt, root_state=root_state, decoupled=decoupled)
 
     def _checked(self, s):
-        s["eps"] = _in_range(s["eps"], "eps", 0.0)
         s["initial_accumulator"] = _in_range(s["initial_accumulator"], "initial_accumulator", 0.0)
         s["weight_decay"] = _in_range(s["weight_decay"], "weight_decay", 0.0)
         for switch in ("eps_in_sqrt", "root_state", "decoupled"):
             s[switch] = _flag(s[switch], switch)
+        _check_eps(s, s["root_state"])
         _check_root_state(s)
         return s
 
@@ -506,6 +510,17 @@ class Adagrad(Optimizer):
         unused = param[:0]
         active().rmsprop(param, grad, state[key], unused, unused, lr, 1.0, 1.0, 0.0, s["eps"],
                          s["eps_in_sqrt"], False, s["root_state"], l2, l1, keep)
+
+
+def _check_eps(s, root_state=False):
+    """eps > 0, except in Lee's root form, which needs none."""
+    s["eps"] = _in_range(s["eps"], "eps", 0.0)
+    if s["eps"] == 0 and not root_state:
+        raise ValueError(
+            "eps must be positive unless root_state=True: g**2 underflows to 0 while g != 0 "
+            "(g = 1e-200 in float64) and the step would divide by 0; root_state (Lee's form) "
+            "keeps the root and needs no eps"
+        )
 
 
 def _check_root_state(s):
@@ -541,6 +556,7 @@ class RMSProp(Optimizer):
     Keras :math:`\eta g / \sqrt{(1-\rho) g^2 + \varepsilon} \approx 3.16\eta`.
     """
 
+    _DEFAULTS = dict(momentum=0.0, centered=False, weight_decay=0.0)
     _PRESETS = {
         "lee": dict(alpha=0.9, eps=0.0, initial_average="first", eps_in_sqrt=False,
                     lr_in_momentum=True, root_state=True, decoupled=False),
@@ -560,7 +576,6 @@ class RMSProp(Optimizer):
 
     def _checked(self, s):
         s["alpha"] = _in_range(s["alpha"], "alpha", 0.0, 1.0, high_open=True)
-        s["eps"] = _in_range(s["eps"], "eps", 0.0)
         s["momentum"] = _in_range(s["momentum"], "momentum", 0.0, 1.0)
         s["weight_decay"] = _in_range(s["weight_decay"], "weight_decay", 0.0)
         if s["initial_average"] != "first":
@@ -568,6 +583,7 @@ class RMSProp(Optimizer):
         for switch in ("centered", "eps_in_sqrt", "lr_in_momentum", "root_state", "decoupled"):
             s[switch] = _flag(s[switch], switch)
         self._refuse_under_lee("centered=True", s["centered"])
+        _check_eps(s, s["root_state"])
         _check_root_state(s)
         if s["root_state"] and s["centered"]:
             raise ValueError("centered=True needs the mean square itself; it cannot be combined with root_state=True")
@@ -630,6 +646,7 @@ class Adam(Optimizer):
     unless given).  The first step is :math:`\approx \eta\operatorname{sgn} g`.
     """
 
+    _DEFAULTS = dict(beta1=0.9, beta2=0.999, weight_decay=0.0)
     _PRESETS = {
         "lee": dict(eps=1e-8, bias_correction=True, eps_hat=False, decoupled=False),
         "torch": dict(eps=1e-8, bias_correction=True, eps_hat=False, decoupled=False),
@@ -646,7 +663,7 @@ class Adam(Optimizer):
     def _checked(self, s):
         s["beta1"] = _in_range(s["beta1"], "beta1", 0.0, 1.0, high_open=True)
         s["beta2"] = _in_range(s["beta2"], "beta2", 0.0, 1.0, high_open=True)
-        s["eps"] = _in_range(s["eps"], "eps", 0.0)
+        _check_eps(s)
         s["weight_decay"] = _in_range(s["weight_decay"], "weight_decay", 0.0)
         for switch in ("decoupled", "bias_correction", "eps_hat"):
             s[switch] = _flag(s[switch], switch)

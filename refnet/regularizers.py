@@ -61,8 +61,15 @@ class _Penalty:
         named_parameters = list(named_parameters)
         if len(gradients) != len(named_parameters):
             raise ValueError(f"gradients must have one array per parameter ({len(named_parameters)}), got {len(gradients)}")
+        selected = self._selected(named_parameters)
+        for index, array in selected:   # all checked before any gradient changes
+            if gradients[index].shape != array.shape:
+                raise ValueError(
+                    f"gradients[{index}] must have the shape of parameter {named_parameters[index][0]!r} "
+                    f"{array.shape}, got {gradients[index].shape}"
+                )
         total = 0.0
-        for index, array in self._selected(named_parameters):
+        for index, array in selected:
             total += self._value(array)
             gradients[index] += self._gradient(array)
         return total

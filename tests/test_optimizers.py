@@ -40,7 +40,7 @@ CONFIGS = [
     (refnet.Adam, dict(weight_decay=0.1, l1=0.001)),
     (refnet.Adam, dict(weight_decay=0.1, decoupled=True)),
     (refnet.Adam, dict(weight_decay=0.1, convention="keras")),
-    (refnet.Adam, dict(bias_correction=False, eps=0.0)),
+    (refnet.Adam, dict(bias_correction=False, eps=1e-12)),
 ]
 CONFIG_IDS = [f"{cls.__name__}-{'-'.join(f'{k}={v}' for k, v in kw.items())}" for cls, kw in CONFIGS]
 
