@@ -21,7 +21,8 @@ def forward(backend, z, p, scale, seed):
 
 @given(
     data=st.data(),
-    p=st.floats(0, 1, exclude_max=True),
+    # p <= 0.99 keeps the scale 1/(1-p) <= 100, so scale * z cannot overflow for |z| <= 2^100.
+    p=st.floats(0, 0.99),
     seed=st.integers(0, 2**63),
 )
 def test_both_backends_draw_the_same_mask_and_leave_the_stream_in_the_same_state(data, p, seed):
