@@ -5,10 +5,11 @@ r"""A stack of layers, and how it trains: :class:`Sequential`, callbacks, histor
 (averaged over the batch), backward (which overwrites the live gradient
 arrays), the callbacks' ``on_batch_end``, then ``optimizer.step``.
 
-Callbacks are plain objects with any of the hooks ``on_epoch_begin``,
-``on_batch_end`` and ``on_epoch_end``, each called as
-``hook(network, index, logs)`` (``index`` the epoch, or the batch within the
-epoch; ``logs`` a dict such as ``{"loss": 0.3}``).  A hook stops training by
+Callbacks are plain objects with any of the hooks ``on_train_begin``,
+``on_epoch_begin``, ``on_batch_end``, ``on_epoch_end`` and ``on_train_end``,
+each called as ``hook(network, index, logs)`` (``index`` the epoch, or the
+batch within the epoch; ``logs`` a dict such as ``{"loss": 0.3}``); see
+:mod:`refnet.callbacks`.  A hook stops training by
 setting ``network.stop_training = True``, as in Keras; training then ends after
 the current batch.
 
