@@ -31,6 +31,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import log_softmax
 
 from . import _validate
 from .functional import DROPOUT_MODES, softmax
@@ -130,11 +131,11 @@ def dropout_ensemble(network, x, *, output="identity", max_units=16):
     geometric = None
     if output == "softmax":
         weight_scaled = softmax(weight_scaled)
-        probabilities = softmax(members)
-        with np.errstate(divide="ignore"):
-            log_mean = np.sum(weights * np.log(probabilities), axis=0)
+        # log P from the logits (log-sum-exp), not log(softmax(z)): a probability that
+        # underflows to 0 would give log 0 and a geometric mean of exactly 0 where it is not.
+        log_mean = np.sum(weights * log_softmax(members, axis=-1), axis=0)
         geometric = softmax(log_mean)   # exp, then normalised over the classes
-        members = probabilities
+        members = softmax(members)
     return DropoutEnsemble(np.sum(weights * members, axis=0), geometric, weight_scaled, count)
 
 

@@ -2,6 +2,7 @@
 
 import copy
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -62,6 +63,18 @@ def test_under_a_softmax_weight_scaling_is_the_normalised_geometric_mean(network
     network, x = network_and_x
     result = dropout_ensemble(network, x, output="softmax")
     np.testing.assert_allclose(result.weight_scaled, result.geometric_mean, rtol=1e-12, atol=1e-14)
+
+
+def test_the_geometric_mean_survives_a_member_probability_that_underflows():
+    """Logits 0 and 800 with the input kept (P_0 = e^-800 underflows to 0), 0 and 0 with it
+    dropped: G_0 / G_1 = exp(0.5 (-800) + 0.5 log 1/2 - 0.5 log 1/2) = e^-400, not 0."""
+    network = refnet.Sequential([refnet.Dropout(0.5, mode="scale-at-test"), refnet.Dense(1, 2)])
+    network.layers[1].weight[...] = [[0.0, 800.0]]
+    network.layers[1].bias[...] = 0.0
+    result = dropout_ensemble(network, np.array([[1.0]]), output="softmax")
+    expected = np.array([[math.exp(-400) / (1 + math.exp(-400)), 1 / (1 + math.exp(-400))]])
+    np.testing.assert_allclose(result.geometric_mean, expected, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(result.weight_scaled, expected, rtol=1e-12, atol=0)
 
 
 def test_under_a_softmax_it_is_not_the_arithmetic_mean():
