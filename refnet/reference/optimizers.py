@@ -62,8 +62,11 @@ def _regularised(param, grad, l2, l1, keep):
     r"""Return :math:`g + \lambda_2\theta + \lambda_1\operatorname{sgn}\theta` and decay
     :math:`\theta \leftarrow \kappa\theta` in place, in that order (the penalty
     gradients use the parameter from before the decay, as PyTorch's AdamW and
-    Keras do)."""
-    g = grad + l2 * param + l1 * np.sign(param)
+    Keras do).  Without a penalty (:math:`\lambda_2 = \lambda_1 = 0`) :math:`g` is
+    returned as it is, as PyTorch adds its decay term only when it is nonzero:
+    adding zeros would turn :math:`-0` into :math:`+0` and :math:`0 \cdot \infty` into NaN."""
+    # A new array either way: param may be the caller's gradient too, and decays below.
+    g = grad + l2 * param + l1 * np.sign(param) if l2 or l1 else grad.copy()
     param *= keep
     return g
 
@@ -135,13 +138,17 @@ def rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight, 
     ``root_state`` (Lee's forms) keeps :math:`\sigma = \sqrt v` instead, updated
     with scaling as ``hypot`` does, so that :math:`\sigma > 0` whenever some
     :math:`g \ne 0`, even where :math:`g^2` underflows (:math:`g = 10^{-200}` in
-    float64):
+    float64), and :math:`\sigma` does not overflow while the result itself does not:
 
-    .. math:: m = \max(\sigma, |g|), \qquad
-              \sigma \leftarrow m \sqrt{a\,(\sigma/m)^2 + b\,(g/m)^2}, \qquad d = \sigma + \varepsilon
+    .. math:: \sigma + |g| = f\,2^e,\ f \in [\tfrac12, 1), \qquad
+              \sigma \leftarrow 2^e \sqrt{a\,(2^{-e}\sigma)^2 + b\,(2^{-e}g)^2}, \qquad d = \sigma + \varepsilon
 
-    (one of the two ratios is exactly 1; :math:`\sigma \leftarrow 0` where :math:`m = 0`; :math:`\varepsilon` is
-    always outside the root here, ``eps_in_sqrt`` is ignored).  Then the step, with no
+    (:math:`\sigma + |g|` is within a factor 2 of :math:`\max(\sigma, |g|)` and needs no
+    comparison; :math:`e` is clipped to ``[minexp, maxexp - 2]`` of ``np.finfo``, so
+    that :math:`2^{\pm e}` are normal numbers; scaling by them is exact, unlike ``hypot``'s
+    division by the larger term, and costs no division; :math:`\sigma \leftarrow 0` where
+    :math:`\sigma = g = 0`; :math:`\varepsilon` is always outside the root here,
+    ``eps_in_sqrt`` is ignored).  Then the step, with no
     momentum (empty ``momentum_buffer``) Lee's
     :math:`\theta \leftarrow \theta - \frac{\eta}{\sigma} g` [Lee]_:
 
@@ -158,16 +165,20 @@ def rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight, 
     """
     g = _regularised(param, grad, l2, l1, keep)
     if root_state:
-        # The larger of sigma and |g| factors out; the other enters as a ratio <= 1, whose
-        # square may underflow harmlessly (sigma/sigma = 1 exactly, so no second division).
+        # Both terms scaled by 2^-e, e the binary exponent of sigma + |g|, which is within a
+        # factor 2 of the larger one (clipped so that 2^-e and 2^e are normal numbers): the
+        # scaling is exact, the larger term's square is then of order 1, so it can neither
+        # overflow nor underflow, and the smaller one's underflows only where it is
+        # negligible next to it.
         magnitude = np.abs(g)
-        old_larger = square_avg >= magnitude
-        larger = np.where(old_larger, square_avg, magnitude)
-        smaller = np.where(old_larger, magnitude, square_avg)
-        weight_larger = np.where(old_larger, old_weight, new_weight).astype(g.dtype)
-        weight_smaller = np.where(old_larger, new_weight, old_weight).astype(g.dtype)
-        ratio = smaller / np.where(larger > 0, larger, 1)
-        square_avg[...] = larger * np.sqrt(weight_larger + weight_smaller * (ratio * ratio))
+        info = np.finfo(g.dtype)
+        _, exponent = np.frexp(np.clip(square_avg + magnitude,
+                                       2.0 ** (info.minexp - 1), 2.0 ** (info.maxexp - 3)))
+        one = g.dtype.type(1)
+        down, up = np.ldexp(one, -exponent), np.ldexp(one, exponent)
+        scaled_sigma, scaled_magnitude = down * square_avg, down * magnitude
+        square_avg[...] = np.sqrt(old_weight * (scaled_sigma * scaled_sigma)
+                                  + new_weight * (scaled_magnitude * scaled_magnitude)) * up
         denominator = square_avg + eps
     else:
         square_avg *= old_weight
