@@ -8,11 +8,14 @@ an absolute time: the machine is shared and noisy.
 """
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 import refnet
 
 DTYPES = ["float32", "float64"]
 BACKENDS = ["compiled", "reference"]
+# OpenMP threads for the compiled optimizer updates: every one OpenMP offers, or one.
+THREADS = ["all", "1"]
 
 
 def random_array(shape, dtype, seed=0, scale=4.0):
@@ -31,6 +34,12 @@ class Benchmark:
         self._previous_backend = refnet.get_backend()
         refnet.set_backend(backend)
 
+    def setup_threads(self, threads):
+        if threads == "1":
+            self._thread_limits = threadpool_limits(1, user_api="openmp")
+
     def teardown(self, *params):
         if hasattr(self, "_previous_backend"):
             refnet.set_backend(self._previous_backend)
+        if hasattr(self, "_thread_limits"):
+            self._thread_limits.restore_original_limits()
