@@ -24,9 +24,10 @@ was before this step:
 where :math:`\lambda_2` is coupled L2 (``l2``, PyTorch's ``weight_decay``),
 :math:`\lambda_1` is L1 (``l1``, with :math:`\operatorname{sgn} 0 = 0`) and
 :math:`\kappa = 1 - \eta\lambda` is decoupled weight decay (``keep``: AdamW, Keras'
-``weight_decay``).  The terms are computed even when their coefficient is 0
-(adding :math:`\pm 0` leaves a gradient unchanged), so one loop serves every
-combination.
+``weight_decay``).  Without a penalty (:math:`\lambda_2 = \lambda_1 = 0`) the
+gradient is used as it is, as PyTorch adds its ``weight_decay`` term only when it
+is nonzero: adding zeros would turn :math:`-0` into :math:`+0` and
+:math:`0 \cdot \infty` into NaN (the compiled twin has a loop without them).
 
 Zero denominators: where an adaptive rule's denominator is exactly 0, which
 happens only with :math:`\varepsilon = 0` (Lee's forms) when every gradient so
@@ -65,8 +66,8 @@ def _regularised(param, grad, l2, l1, keep):
     Keras do).  Without a penalty (:math:`\lambda_2 = \lambda_1 = 0`) :math:`g` is
     returned as it is, as PyTorch adds its decay term only when it is nonzero:
     adding zeros would turn :math:`-0` into :math:`+0` and :math:`0 \cdot \infty` into NaN."""
-    # A new array either way: param may be the caller's gradient too, and decays below.
-    g = grad + l2 * param + l1 * np.sign(param) if l2 or l1 else grad.copy()
+    # Without a copy: the kernels only read g, and grad shares no memory with param.
+    g = grad + l2 * param + l1 * np.sign(param) if l2 or l1 else grad
     param *= keep
     return g
 
