@@ -110,7 +110,7 @@ def test_compiled_equals_reference_when_split_across_threads(cls, kwargs, dtype)
     np.testing.assert_array_equal(compiled, reference_result)
 
 
-def test_any_thread_count_gives_the_same_bits():
+def test_any_thread_count_gives_the_same_bits(tmp_path):
     """Three and seven threads (more than this machine may have cores; OpenMP runs them anyway)
     split the arrays into uneven blocks; every split must give the reference's bits."""
     script = (
@@ -122,13 +122,14 @@ def test_any_thread_count_gives_the_same_bits():
     )
     for threads in ("3", "7"):
         env = dict(os.environ, OMP_NUM_THREADS=threads)
-        result = subprocess.run([sys.executable, "-c", script, os.path.dirname(__file__)],
+        # From another directory: run from the repository, `import refnet` would find the source folder.
+        result = subprocess.run([sys.executable, "-c", script, os.path.dirname(__file__)], cwd=tmp_path,
                                 env=env, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
-def test_updates_in_a_forked_child_do_not_hang():
+def test_updates_in_a_forked_child_do_not_hang(tmp_path):
     """GNU OpenMP's threads do not survive fork(): a child that used them would wait forever.
     The parent updates a split-size array first, so its thread pool exists when it forks."""
     script = (
@@ -140,7 +141,8 @@ def test_updates_in_a_forked_child_do_not_hang():
         "    with mp.get_context('fork').Pool(2) as pool:\n"
         "        assert pool.map(update, range(4)) == [0.5] * 4\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)
     assert result.returncode == 0, result.stderr
 
 
