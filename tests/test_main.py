@@ -1,4 +1,4 @@
-"""The `refnet` command: a verification report that passes, and that can fail."""
+"""`refnet verify`: a verification report that passes, and that can fail."""
 
 import io
 import shutil
@@ -29,8 +29,16 @@ def test_report_fails_when_an_identity_is_broken(monkeypatch):
     assert "[FAIL] sigma'(40) keeps its tail" in stream.getvalue()
 
 
+def test_every_claim_has_a_stable_id_and_is_selectable_alone():
+    assert len(set(_verify.CLAIM_IDS)) == len(_verify.CLAIMS)
+    for claim in _verify.CLAIMS:
+        stream = io.StringIO()
+        assert _verify.report(stream, [claim.id])
+        assert stream.getvalue().count("[PASS]") == 1 and f"({claim.id})" in stream.getvalue()
+
+
 @pytest.mark.skipif(shutil.which("refnet") is None, reason="the refnet command is not on PATH")
-def test_console_script_exits_zero():
-    result = subprocess.run(["refnet"], capture_output=True, text=True, timeout=120)
+def test_console_script_verify_exits_zero(tmp_path):
+    result = subprocess.run(["refnet", "verify"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All identities hold." in result.stdout

@@ -1,0 +1,209 @@
+"""The ``refnet`` command: each subcommand's JSON and the claim it shows, plots, and bad input.
+
+Most runs call :func:`refnet._cli.main` in this process (fast); the ones about
+exit statuses, stderr and closed pipes run the command in a subprocess from a
+temporary directory (from the repository root, ``python -m refnet`` would
+import the source folder instead of the installed package).
+"""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from refnet import _cli, _verify
+from conftest import MNIST_DIR
+
+needs_mnist = pytest.mark.skipif(not MNIST_DIR.is_dir(), reason=f"MNIST test files not in {MNIST_DIR}")
+
+
+def run_json(capsys, *argv):
+    """Run the command in-process with ``--json``; its exit status and the one JSON document on stdout."""
+    status = _cli.main([*argv, "--json"])
+    out, err = capsys.readouterr()
+    return status, json.loads(out)   # json.loads refuses anything after the document
+
+
+def png_size(path):
+    """(width, height) of a PNG, decoded by matplotlib."""
+    image = pytest.importorskip("matplotlib.image").imread(path)
+    return image.shape[1], image.shape[0]
+
+
+def command(*argv, cwd, **kwargs):
+    return subprocess.run([sys.executable, "-m", "refnet", *map(str, argv)], cwd=cwd, capture_output=True,
+                          text=True, timeout=120, **kwargs)
+
+
+# --- the experiments -------------------------------------------------------------------------
+
+def test_vanishing_json_holds_the_norms_and_the_embedded_data_shows_the_claim(capsys):
+    status, doc = run_json(capsys, "vanishing", "--dataset", "gaussians", "--epochs", "1", "--rows", "400")
+    assert status == 0
+    assert doc["command"] == "vanishing" and doc["data"]["rows"] == 400 and doc["layers"] == [16, 30, 30, 30, 30, 2]
+    assert set(doc["results"]) == {"sigmoid", "relu", "maxout"}
+    for run in doc["results"].values():
+        assert len(run["init_norms"]) == 4 and run["norm_history"][0] == run["init_norms"]
+        assert len(run["norm_history"]) == 2
+        assert run["ratio_last_first"] == pytest.approx(run["init_norms"][-1] / run["init_norms"][0], rel=1e-12)
+    # Measured: sigmoid 138, relu 1.6, maxout 0.63 (all 2,000 rows).
+    assert doc["results"]["sigmoid"]["ratio_last_first"] > 30
+    assert doc["shown"] is True and "sigmoid" in doc["measured"]
+
+
+@needs_mnist
+def test_vanishing_on_mnist_sigmoid_ratio_is_large_and_far_above_relus(capsys):
+    """Nielsen's [784, 30, 30, 30, 30, 10] on the first 1,000 MNIST test images: measured 121 (seed 0)."""
+    status, doc = run_json(capsys, "vanishing", "--data-dir", str(MNIST_DIR), "--rows", "1000", "--epochs", "0")
+    assert status == 0 and doc["layers"] == [784, 30, 30, 30, 30, 10] and doc["epochs"] == [0]
+    sigmoid, relu = doc["results"]["sigmoid"]["ratio_last_first"], doc["results"]["relu"]["ratio_last_first"]
+    assert sigmoid > 30 and sigmoid > 10 * relu
+    assert doc["shown"] is True
+
+
+@needs_mnist
+def test_depth_on_mnist_sigmoid_training_accuracy_falls_and_relus_does_not(capsys, tmp_path):
+    """500 MNIST test images, 4 epochs of Adam: measured sigmoid 0.75 -> 0.13 (chance) from 1 to 4
+    hidden layers, ReLU 0.86 -> 0.79.  The plot is drawn at the stated size."""
+    plot = tmp_path / "depth.png"
+    status, doc = run_json(capsys, "depth", "--data-dir", str(MNIST_DIR), "--rows", "500", "--max-depth", "4",
+                           "--epochs", "4", "--plot", str(plot))
+    assert status == 0 and doc["depths"] == [1, 2, 3, 4]
+    sigmoid, relu = doc["results"]["sigmoid"]["train_accuracy"], doc["results"]["relu"]["train_accuracy"]
+    assert sigmoid[-1] < sigmoid[0] - 0.3 and relu[-1] > sigmoid[-1] + 0.3
+    assert doc["shown"] is True
+    assert png_size(plot) == (700, 450)
+
+
+def test_optimizers_json_every_curve_falls_and_designed_twins_coincide(capsys, tmp_path):
+    plot = tmp_path / "optimizers.png"
+    status, doc = run_json(capsys, "optimizers", "--dataset", "gaussians", "--rows", "400", "--epochs", "2",
+                           "--plot", str(plot))
+    assert status == 0 and doc["epochs"] == [0, 1, 2]
+    assert len(doc["results"]) == 10
+    for run in doc["results"].values():
+        assert run["loss"][-1] < run["loss"][0] and len(run["val_accuracy"]) == 3
+    for a, b in doc["coinciding"]:
+        np.testing.assert_allclose(doc["results"][a]["loss"], doc["results"][b]["loss"], rtol=1e-6)
+    assert doc["shown"] is True
+    assert png_size(plot) == (900, 600)
+
+
+def test_overfitting_json_has_every_method_and_a_bar_plot(capsys, tmp_path):
+    plot = tmp_path / "overfitting.png"
+    status, doc = run_json(capsys, "overfitting", "--dataset", "gaussians", "--rows", "300", "--train-size", "100",
+                           "--epochs", "2", "--plot", str(plot))
+    assert status == 0
+    assert list(doc["results"]) == ["none", "l2", "dropout-inverted", "dropout-scale-at-test", "early-stopping"]
+    assert doc["settings"]["train_size"] == 100 and doc["settings"]["test_size"] == 200
+    assert all(0 <= run["test_accuracy"] <= 1 for run in doc["results"].values())
+    assert isinstance(doc["shown"], bool)
+    assert png_size(plot) == (900, 500)
+
+
+def test_tour_runs_everything_into_one_document_and_one_figure(capsys, tmp_path, monkeypatch):
+    """At the tour's own sizes this takes seconds (asv times it); here at smaller ones."""
+    monkeypatch.setattr(_cli, "TOUR", {"vanishing": dict(epochs=1), "depth": dict(max_depth=2, epochs=1),
+                                       "optimizers": dict(epochs=1), "overfitting": dict(epochs=1)})
+    plot = tmp_path / "tour.png"
+    status, doc = run_json(capsys, "tour", "--dataset", "gaussians", "--rows", "300", "--plot", str(plot))
+    assert status == 0 and doc["command"] == "tour"
+    assert list(doc["results"]) == ["verify", "vanishing", "depth", "optimizers", "overfitting"]
+    assert doc["results"]["verify"]["ok"] is True
+    assert doc["results"]["depth"]["depths"] == [1, 2]
+    assert png_size(plot) == (2000, 1000)
+
+
+def test_tables_state_the_claim_and_whether_the_run_shows_it(capsys):
+    assert _cli.main(["depth", "--dataset", "gaussians", "--rows", "200", "--max-depth", "2", "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "Claim: Deeper sigmoid nets" in out
+    assert "Shown by this run: " in out and "hidden layers" in out
+
+
+# --- verify -----------------------------------------------------------------------------------
+
+def test_verify_lists_its_claims_and_checks_one_by_id(capsys):
+    assert _cli.main(["verify", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == list(_verify.CLAIM_IDS)
+    assert len(set(_verify.CLAIM_IDS)) == len(_verify.CLAIMS)
+    status, doc = run_json(capsys, "verify", "maxout-relu", "rmsprop-first-step")
+    assert status == 0 and doc["ok"] is True
+    assert list(doc["results"]) == ["maxout-relu", "rmsprop-first-step"]
+
+
+def test_verify_exits_one_when_a_claim_fails(capsys, monkeypatch):
+    naive = lambda z, out=None: _verify.F.sigmoid(z) * (1 - _verify.F.sigmoid(z))  # noqa: E731
+    monkeypatch.setattr(_verify.F, "sigmoid_derivative", naive)
+    status, doc = run_json(capsys, "verify")
+    assert status == 1 and doc["ok"] is False
+    assert doc["results"]["sigmoid-derivative-tail"]["holds"] is False
+    assert doc["results"]["bayes-posterior"]["holds"] is True
+
+
+def test_bare_command_prints_help_and_version_prints_the_version(tmp_path):
+    bare = command(cwd=tmp_path)
+    assert bare.returncode == 0 and "SUBCOMMAND" in bare.stdout and "tour" in bare.stdout
+    version = command("--version", cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout.strip() == f"refnet {_cli.__version__}"
+    listed = command("verify", "--list", cwd=tmp_path)
+    assert listed.returncode == 0 and "sigmoid-max" in listed.stdout and listed.stderr == ""
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+def _bad_inputs(tmp):
+    empty = tmp / "empty"
+    empty.mkdir()
+    broken = tmp / "broken"
+    broken.mkdir()
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (broken / name).write_bytes(b"not an IDX file at all")
+    return {
+        "unknown subcommand": (["vanish"], "invalid choice: 'vanish'"),
+        "unknown option": (["depth", "--bogus"], "unrecognized arguments: --bogus"),
+        "unknown dataset": (["depth", "--dataset", "cifar"], "invalid choice: 'cifar'"),
+        "mnist without a folder": (["depth", "--dataset", "mnist"], "needs --data-dir"),
+        "missing data folder": (["depth", "--data-dir", tmp / "nowhere"], "no such folder"),
+        "data folder without MNIST": (["depth", "--data-dir", empty], "no t10k-images-idx3-ubyte"),
+        "malformed MNIST files": (["depth", "--data-dir", broken], "is not an IDX file"),
+        "negative epochs": (["depth", "--epochs", "-3"], "expected a positive integer, got '-3'"),
+        "non-integer epochs": (["optimizers", "--epochs", "2.5"], "expected a positive integer, got '2.5'"),
+        "negative epochs (vanishing)": (["vanishing", "--epochs", "-1"], "expected an integer >= 0, got '-1'"),
+        "plot into a missing folder": (["depth", "--plot", tmp / "missing" / "x.png"], "no such folder"),
+        "plot onto a folder": (["depth", "--plot", tmp], "is a folder"),
+        "unknown claim": (["verify", "sigmoid-maximum"], "no claim 'sigmoid-maximum'"),
+        "no rows left to test": (["overfitting", "--dataset", "gaussians", "--rows", "50", "--train-size", "50"],
+                                 "leaves no rows to test on"),
+    }
+
+
+def test_every_bad_input_exits_two_with_one_line_on_stderr(tmp_path):
+    for case, (argv, message) in _bad_inputs(tmp_path).items():
+        result = command(*argv, cwd=tmp_path)
+        assert result.returncode == 2, (case, result.stderr)
+        assert result.stdout == "", case
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("refnet: error: "), (case, result.stderr)
+        assert message in result.stderr, (case, result.stderr)
+
+
+def test_plot_without_matplotlib_exits_two_naming_the_extra(tmp_path):
+    code = ("import sys; sys.modules['matplotlib'] = None; from refnet._cli import main; "
+            "sys.exit(main(['depth', '--plot', 'x.png']))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == "refnet: error: --plot needs matplotlib, an optional dependency: pip install 'refnet[plot]'\n"
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_a_closed_stdout_ends_quietly(tmp_path):
+    process = subprocess.Popen([sys.executable, "-m", "refnet", "verify"], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    process.stdout.close()   # the reader is gone before the first line is written
+    stderr = process.stderr.read()
+    process.stderr.close()
+    assert process.wait(timeout=120) == 1
+    assert stderr == b""
