@@ -231,6 +231,9 @@ def table_overfitting(doc):
 
 # --- plots -----------------------------------------------------------------------------------
 
+NORM_LABEL = "‖mean over the probe rows of ∂C/∂b‖ (log)"
+
+
 def _norm_panel(ax, doc, activation):
     run = doc["results"][activation]
     history = np.array(run["norm_history"])
@@ -238,9 +241,9 @@ def _norm_panel(ax, doc, activation):
         ax.plot(doc["epochs"], history[:, layer], marker="o", label=f"hidden layer {layer + 1}")
     ax.set_yscale("log")
     ax.xaxis.set_major_locator(_integer_ticks())
-    ax.set_title(f"{activation}: gradient norm per layer while training")
+    ax.set_title(f"{activation}, while training (SGD)")
     ax.set_xlabel("epochs trained")
-    ax.set_ylabel("||mean dC/db|| (log)")
+    ax.set_ylabel(NORM_LABEL)
     ax.legend(fontsize="small")
 
 
@@ -251,14 +254,15 @@ def _init_panel(ax, doc):
                 label=f"{activation} (last/first {run['ratio_last_first']:.3g})")
     ax.set_yscale("log")
     ax.set_xticks(list(layers))
-    ax.set_title("Gradient norm per hidden layer at initialisation")
+    ax.set_title("Per hidden layer, at initialisation")
     ax.set_xlabel("hidden layer (1 = nearest the input)")
-    ax.set_ylabel("||mean dC/db|| (log)")
+    ax.set_ylabel(NORM_LABEL)
     ax.legend(fontsize="small")
 
 
 def plot_vanishing(fig, doc, axes=None):
-    axes = axes or fig.subplots(1, 1 + len(doc["results"]))
+    # One y axis for all panels: the sigmoid's first layer against ReLU's is the point.
+    axes = axes or fig.subplots(1, 1 + len(doc["results"]), sharey=True)
     _init_panel(axes[0], doc)
     for ax, activation in zip(axes[1:], doc["results"]):
         _norm_panel(ax, doc, activation)
@@ -291,7 +295,7 @@ def plot_optimizers(fig, doc, axes=None):
     ax.set_title("Training loss from one shared start")
     ax.set_xlabel("epochs")
     ax.set_ylabel("softmax cross-entropy (log)")
-    ax.legend(fontsize="x-small", loc="lower left")   # the curves start high at the left
+    ax.legend(fontsize="x-small", loc="upper right")   # the curves fall from the upper left
 
 
 def plot_overfitting(fig, doc, axes=None):
@@ -324,7 +328,7 @@ EXPERIMENTS = {
 }
 
 # The tour's sizes: every experiment, about a minute on 2 cores with the digits.
-TOUR = {"vanishing": dict(epochs=3), "depth": dict(max_depth=8, epochs=8), "optimizers": dict(epochs=10),
+TOUR = {"vanishing": dict(epochs=3), "depth": dict(max_depth=10, epochs=10), "optimizers": dict(epochs=10),
         "overfitting": dict(epochs=30)}
 TOUR_SIZE = (20, 10)
 
@@ -461,8 +465,9 @@ def command_tour(args):
         fig = _figure(TOUR_SIZE)
         grid = fig.subplots(2, 3)
         _init_panel(grid[0, 0], docs["vanishing"])
-        _norm_panel(grid[0, 1], docs["vanishing"], "sigmoid")
-        _norm_panel(grid[0, 2], docs["vanishing"], "relu")
+        for ax, activation in ((grid[0, 1], "sigmoid"), (grid[0, 2], "relu")):
+            ax.sharey(grid[0, 0])
+            _norm_panel(ax, docs["vanishing"], activation)
         plot_depth(fig, docs["depth"], [grid[1, 0]])
         plot_optimizers(fig, docs["optimizers"], [grid[1, 1]])
         plot_overfitting(fig, docs["overfitting"], [grid[1, 2]])
