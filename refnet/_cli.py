@@ -147,40 +147,39 @@ def _document(command, result, info, results, **extra):
                 **extra, results=results)
 
 
-def run_vanishing(args, x, y, info, progress, sizes=None):
-    result = experiments.vanishing((x, y), epochs=args.epochs if sizes is None else sizes["epochs"],
-                                   seed=args.seed, progress=progress)
+def run_vanishing(args, x, y, info, progress):
+    result = experiments.vanishing((x, y), epochs=args.epochs, seed=args.seed, progress=progress)
     return _document("vanishing", result, info, result.results, layers=result.layers, epochs=result.epochs,
                      settings=result.settings)
 
 
-def run_depth(args, x, y, info, progress, sizes=None):
-    depths = list(range(1, (args.max_depth if sizes is None else sizes["max_depth"]) + 1))
-    result = experiments.depth((x, y), depths=depths, epochs=args.epochs if sizes is None else sizes["epochs"],
-                               seed=args.seed, progress=progress)
+def run_depth(args, x, y, info, progress):
+    result = experiments.depth((x, y), depths=range(1, args.max_depth + 1), epochs=args.epochs, seed=args.seed,
+                               progress=progress)
     return _document("depth", result, info, result.results, depths=result.depths, settings=result.settings)
 
 
-def run_optimizers(args, x, y, info, progress, sizes=None):
+def run_optimizers(args, x, y, info, progress):
+    if len(x) < 4:
+        raise UsageError(f"optimizers needs at least 4 rows (a quarter is held out for validation), got {len(x)}")
     order = np.random.default_rng(args.seed).permutation(len(x))
     held_out, kept = order[: len(x) // 4], order[len(x) // 4 :]
     result = experiments.compare_optimizers(
         data=(x[kept], y[kept]), validation_data=(x[held_out], y[held_out]),
-        epochs=args.epochs if sizes is None else sizes["epochs"], seed=args.seed, progress=progress)
+        epochs=args.epochs, seed=args.seed, progress=progress)
     results = _transpose(result.to_dict(), ["loss", "accuracy", "val_loss", "val_accuracy"])
     return _document("optimizers", result, info, results, epochs=result.epochs,
                      coinciding=[list(pair) for pair in experiments.COINCIDING_OPTIMIZERS],
                      settings=dict(train_rows=len(kept), validation_rows=len(held_out), seed=args.seed))
 
 
-def run_overfitting(args, x, y, info, progress, sizes=None):
+def run_overfitting(args, x, y, info, progress):
     train_size, hidden = OVERFITTING_SIZES[info["dataset"]]
-    train_size = args.train_size if sizes is None and args.train_size else train_size
+    train_size = args.train_size or train_size
     if train_size >= len(x):
         raise UsageError(f"--train-size {train_size} leaves no rows to test on ({len(x)} rows)")
     result = experiments.overfitting(x=x, y=y, train_size=train_size, test_size=None, hidden=hidden,
-                                     epochs=args.epochs if sizes is None else sizes["epochs"], seed=args.seed,
-                                     progress=progress)
+                                     epochs=args.epochs, seed=args.seed, progress=progress)
     metrics = ["fit_accuracy", "train_accuracy", "test_accuracy", "train_loss", "test_loss", "epochs"]
     return _document("overfitting", result, info, _transpose(result.to_dict(), metrics),
                      settings=result.settings)
@@ -327,9 +326,9 @@ EXPERIMENTS = {
                         help="training and test accuracy with no regularisation, L2, dropout, early stopping"),
 }
 
-# The tour's sizes: every experiment, about a minute on 2 cores with the digits.
+# The tour's settings of each experiment: seconds on 2 cores with the digits.
 TOUR = {"vanishing": dict(epochs=3), "depth": dict(max_depth=10, epochs=10), "optimizers": dict(epochs=10),
-        "overfitting": dict(epochs=30)}
+        "overfitting": dict(epochs=30, train_size=None)}
 TOUR_SIZE = (20, 10)
 
 
@@ -396,13 +395,12 @@ def _print_experiment(name, doc):
 
 # --- subcommands --------------------------------------------------------------------------------
 
-def _experiment(name, args, sizes=None):
-    x, y, info = load_data(args)
+def _experiment(name, args, data):
     bar = _Bar(name, args.quiet)
     try:
         with backend.use_backend(args.backend):
-            return EXPERIMENTS[name]["run"](args, x, y, info, bar, sizes)
-    except (ValueError, TypeError) as error:   # the experiments' own checks of sizes and data
+            return EXPERIMENTS[name]["run"](args, *data, bar)
+    except ValueError as error:   # the experiments' own checks, of sizes the data cannot fill (--rows 3)
         raise UsageError(str(error)) from None
     finally:
         bar.close()
@@ -411,7 +409,7 @@ def _experiment(name, args, sizes=None):
 def command_experiment(args):
     if args.plot:
         _check_plot(args.plot)
-    doc = _experiment(args.command, args)
+    doc = _experiment(args.command, args, load_data(args))
     if args.plot:
         spec = EXPERIMENTS[args.command]
         fig = _figure(spec["size"])
@@ -460,7 +458,9 @@ def command_tour(args):
         _check_plot(args.plot)
     with backend.use_backend(args.backend):
         checks = _verify.measure(_verify.CLAIMS)
-    docs = {name: _experiment(name, args, TOUR[name]) for name in EXPERIMENTS}
+    data = load_data(args)
+    docs = {name: _experiment(name, argparse.Namespace(**{**vars(args), **TOUR[name]}), data)
+            for name in EXPERIMENTS}
     if args.plot:
         fig = _figure(TOUR_SIZE)
         grid = fig.subplots(2, 3)
@@ -549,7 +549,7 @@ def build_parser():
                              help="training rows, the first N (1000 on MNIST, else 200); the rest test")
         sub.set_defaults(handler=command_experiment)
 
-    tour = commands.add_parser("tour", parents=[data, output], help="everything at small sizes (about a minute)",
+    tour = commands.add_parser("tour", parents=[data, output], help="everything at small sizes (seconds on the digits)",
                                description="The identities, then every experiment at small sizes.  --json: "
                                "results.verify (as verify's) and results.<experiment> (as each subcommand's).")
     tour.set_defaults(handler=command_tour)

@@ -110,7 +110,7 @@ def test_overfitting_json_has_every_method_and_a_bar_plot(capsys, tmp_path):
 def test_tour_runs_everything_into_one_document_and_one_figure(capsys, tmp_path, monkeypatch):
     """At the tour's own sizes this takes seconds (asv times it); here at smaller ones."""
     monkeypatch.setattr(_cli, "TOUR", {"vanishing": dict(epochs=1), "depth": dict(max_depth=2, epochs=1),
-                                       "optimizers": dict(epochs=1), "overfitting": dict(epochs=1)})
+                                       "optimizers": dict(epochs=1), "overfitting": dict(epochs=1, train_size=None)})
     plot = tmp_path / "tour.png"
     status, doc = run_json(capsys, "tour", "--dataset", "gaussians", "--rows", "300", "--plot", str(plot))
     assert status == 0 and doc["command"] == "tour"
@@ -182,6 +182,7 @@ def _bad_inputs(tmp):
         "unknown claim": (["verify", "sigmoid-maximum"], "no claim 'sigmoid-maximum'"),
         "no rows left to test": (["overfitting", "--dataset", "gaussians", "--rows", "50", "--train-size", "50"],
                                  "leaves no rows to test on"),
+        "too few rows": (["optimizers", "--dataset", "gaussians", "--rows", "3"], "at least 4 rows"),
     }
 
 
