@@ -111,22 +111,19 @@ class _Bar:
     """A tqdm bar on stderr following ``progress(done, total)``; nothing without tqdm or a terminal."""
 
     def __init__(self, label, quiet):
-        self.label, self.bar = label, None
-        if quiet or not sys.stderr.isatty():
-            self.enabled = False
-            return
-        try:
-            import tqdm
-        except ImportError:
-            self.enabled = False
-        else:
-            self.enabled, self._tqdm = True, tqdm.tqdm
+        self.label, self.bar, self.tqdm = label, None, None
+        if not quiet and sys.stderr.isatty():
+            try:
+                from tqdm import tqdm
+            except ImportError:   # the bar is a nicety: without tqdm there is none
+                tqdm = None
+            self.tqdm = tqdm
 
     def __call__(self, done, total):
-        if not self.enabled:
+        if self.tqdm is None:
             return
         if self.bar is None:
-            self.bar = self._tqdm(total=total, desc=self.label, unit="epoch", leave=False, file=sys.stderr)
+            self.bar = self.tqdm(total=total, desc=self.label, unit="epoch", leave=False, file=sys.stderr)
         self.bar.update(done - self.bar.n)
 
     def close(self):

@@ -157,6 +157,13 @@ def test_bare_command_prints_help_and_version_prints_the_version(tmp_path):
     assert listed.returncode == 0 and "sigmoid-max" in listed.stdout and listed.stderr == ""
 
 
+def test_json_alone_on_stdout_and_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path):
+    result = command("depth", "--dataset", "gaussians", "--rows", "100", "--max-depth", "2", "--epochs", "1",
+                     "--json", cwd=tmp_path)
+    assert result.returncode == 0 and result.stderr == ""
+    assert json.loads(result.stdout)["depths"] == [1, 2]
+
+
 # --- bad input -----------------------------------------------------------------------------------
 
 def _bad_inputs(tmp):
