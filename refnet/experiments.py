@@ -715,10 +715,11 @@ def vanishing(data=None, *, activations=VANISHING_ACTIVATIONS, hidden=(30, 30, 3
     smaller than the last's; ReLU's derivative is 0 or 1 and Maxout's picks
     one piece, so theirs stay of similar size.
 
-    The hidden layers differ by activation, everything else is shared (see
-    :func:`_vanishing_network`): sigmoid with :math:`W \sim \mathcal N(0,
-    1/n_{in})`, :math:`b \sim \mathcal N(0, 1)`; ReLU and Maxout (two
-    pieces) with He's initialisation.  Each then trains with plain SGD
+    The hidden layers differ by activation, everything else is shared (the
+    output layer is sigmoid with the classic initialisation): sigmoid hidden
+    layers with :math:`W \sim \mathcal N(0, 1/n_{in})`,
+    :math:`b \sim \mathcal N(0, 1)`; ReLU and Maxout (two pieces) with He's
+    initialisation.  Each then trains with plain SGD
     (Nielsen's :math:`\eta = 0.1`, batches of 10) on all rows, and the norms
     are measured again after each epoch.
 
