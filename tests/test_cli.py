@@ -162,6 +162,38 @@ def test_bare_command_prints_help_and_version_prints_the_version(tmp_path):
     assert listed.returncode == 0 and "sigmoid-max" in listed.stdout and listed.stderr == ""
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a pseudo-terminal as on Linux")
+@pytest.mark.parametrize("quiet", [False, True])
+def test_a_terminal_gets_a_progress_bar_unless_quiet(tmp_path, quiet):
+    """stderr (and stdout) on a pseudo-terminal 100 columns wide: tqdm's bar, labelled with the subcommand."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    main, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+    argv = ["depth", "--dataset", "gaussians", "--rows", "200", "--max-depth", "2", "--epochs", "2"]
+    process = subprocess.Popen([sys.executable, "-m", "refnet", *argv, *(["--quiet"] if quiet else [])],
+                               cwd=tmp_path, stdin=child, stdout=child, stderr=child)
+    os.close(child)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:   # EIO: the child closed its end
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(main)
+    assert process.wait(timeout=60) == 0
+    text = output.decode(errors="replace")
+    assert "training accuracy after 2 epochs" in text
+    assert ("depth:" in text and "/8 [" in text) is not quiet   # tqdm: "depth:  0%|...| 0/8 [00:00<?, ?epoch/s]"
+
+
 def test_json_alone_on_stdout_and_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path):
     result = command("depth", "--dataset", "gaussians", "--rows", "100", "--max-depth", "2", "--epochs", "1",
                      "--json", cwd=tmp_path)
