@@ -327,6 +327,8 @@ EXPERIMENTS = {
 TOUR = {"vanishing": dict(epochs=3), "depth": dict(max_depth=10, epochs=10), "optimizers": dict(epochs=10),
         "overfitting": dict(epochs=30, train_size=None)}
 TOUR_SIZE = (20, 10)
+# The tour's rows unless --rows says otherwise: all the digits, a slice of MNIST.
+TOUR_ROWS = 3000
 
 
 def _integer_ticks():
@@ -455,7 +457,7 @@ def command_tour(args):
         _check_plot(args.plot)
     with backend.use_backend(args.backend):
         checks = _verify.measure(_verify.CLAIMS)
-    data = load_data(args)
+    data = load_data(argparse.Namespace(**{**vars(args), "rows": args.rows or TOUR_ROWS}))
     docs = {name: _experiment(name, argparse.Namespace(**{**vars(args), **TOUR[name]}), data)
             for name in EXPERIMENTS}
     if args.plot:
@@ -547,7 +549,8 @@ def build_parser():
         sub.set_defaults(handler=command_experiment)
 
     tour = commands.add_parser("tour", parents=[data, output], help="everything at small sizes (seconds on the digits)",
-                               description="The identities, then every experiment at small sizes.  --json: "
+                               description="The identities, then every experiment at small sizes, on at most "
+                               f"{TOUR_ROWS:,} rows unless --rows says otherwise.  --json: "
                                "results.verify (as verify's) and results.<experiment> (as each subcommand's).")
     tour.set_defaults(handler=command_tour)
     return parser
