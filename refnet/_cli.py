@@ -9,8 +9,9 @@ and the experiments ``--plot FILE.png`` (matplotlib, an optional dependency).
 
 Bad input (an unknown subcommand or dataset, a missing or malformed data
 folder, a bad count, an unwritable plot path, matplotlib missing for
-``--plot``) is one line on stderr and exit status 2; a failed identity is exit
-status 1; a closed stdout (``refnet verify | head``) ends quietly.
+``--plot``) is one line on stderr and exit status 2; a failed identity, or a
+run that diverged, is exit status 1; a closed stdout (``refnet verify | head``)
+ends quietly.
 """
 
 import argparse
@@ -28,6 +29,10 @@ DPI = 100
 
 class UsageError(Exception):
     """Bad input from the command line: reported as one line on stderr, exit status 2."""
+
+
+class RunError(Exception):
+    """A run that failed on good input (training diverged): one line on stderr, exit status 1."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -401,6 +406,8 @@ def _experiment(name, args, data):
             return EXPERIMENTS[name]["run"](args, *data, bar)
     except ValueError as error:   # the experiments' own checks, of sizes the data cannot fill (--rows 3)
         raise UsageError(str(error)) from None
+    except FloatingPointError as error:   # a run that diverged (fit's check of the loss, where it has one)
+        raise RunError(f"{name}: training diverged: {error}") from None
     finally:
         bar.close()
 
@@ -574,6 +581,9 @@ def main(argv=None):
     except UsageError as error:
         sys.stderr.write(f"refnet: error: {error}\n")
         return 2
+    except RunError as error:
+        sys.stderr.write(f"refnet: {error}\n")
+        return 1
     except BrokenPipeError:
         # The reader went away (refnet verify | head): send what is left to /dev/null, so the
         # interpreter's final flush does not fail again, and end without a traceback.

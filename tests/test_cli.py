@@ -239,6 +239,16 @@ def test_every_bad_input_exits_two_with_one_line_on_stderr(tmp_path):
         assert message in result.stderr, (case, result.stderr)
 
 
+def test_a_run_that_diverges_is_one_line_and_exit_status_one(capsys, monkeypatch):
+    def diverge(*args, **kwargs):
+        raise FloatingPointError("the loss is nan")
+
+    monkeypatch.setattr(_cli.experiments, "depth", diverge)
+    assert _cli.main(["depth", "--dataset", "gaussians"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == "refnet: depth: training diverged: the loss is nan\n"
+
+
 def test_plot_without_matplotlib_exits_two_naming_the_extra(tmp_path):
     code = ("import sys; sys.modules['matplotlib'] = None; from refnet._cli import main; "
             "sys.exit(main(['depth', '--plot', 'x.png']))")
