@@ -509,8 +509,8 @@ COMMON_JSON = "; and claim, shown, measured, data"
 def build_parser():
     parser = _Parser(prog="refnet", description="refnet: the lecture's claims, checked (verify) and watched "
                      "(vanishing, depth, optimizers, overfitting; tour runs them all at small sizes).",
-                     epilog="refnet SUBCOMMAND --help describes each.  Exit status: 0, 1 if an identity "
-                     "fails, 2 for bad input.")
+                     epilog="refnet SUBCOMMAND --help describes each.  Exit status: 0; 1 if an identity fails or a run "
+                     "diverges; 2 for bad input.")
     parser.add_argument("--version", action="version", version=f"refnet {__version__}")
     commands = parser.add_subparsers(dest="command", title="subcommands", metavar="SUBCOMMAND")
 
