@@ -249,12 +249,19 @@ def test_a_run_that_diverges_is_one_line_and_exit_status_one(capsys, monkeypatch
     assert captured.out == "" and captured.err == "refnet: depth: training diverged: the loss is nan\n"
 
 
-def test_plot_without_matplotlib_exits_two_naming_the_extra(tmp_path):
-    code = ("import sys; sys.modules['matplotlib'] = None; from refnet._cli import main; "
-            "sys.exit(main(['depth', '--plot', 'x.png']))")
+@pytest.mark.parametrize("missing, argv, message", [
+    ("matplotlib", ["depth", "--plot", "x.png"],
+     "--plot needs matplotlib, an optional dependency: pip install 'refnet[plot]'"),
+    ("sklearn", ["depth"],
+     "--dataset digits needs scikit-learn: pip install 'refnet[examples]' (or use --dataset gaussians)"),
+])
+def test_a_missing_optional_dependency_exits_two_naming_the_extra(tmp_path, missing, argv, message):
+    """As without the package installed: sys.modules[name] = None makes its import fail."""
+    code = (f"import sys; sys.modules[{missing!r}] = None; from refnet._cli import main; "
+            f"sys.exit(main({argv!r}))")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
-    assert result.stderr == "refnet: error: --plot needs matplotlib, an optional dependency: pip install 'refnet[plot]'\n"
+    assert result.stderr == f"refnet: error: {message}\n"
     assert not (tmp_path / "x.png").exists()
 
 
