@@ -15,6 +15,7 @@ ends quietly.
 """
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -399,10 +400,24 @@ def _print_experiment(name, doc):
 
 # --- subcommands --------------------------------------------------------------------------------
 
+def _one_thread():
+    """Limit BLAS's and OpenMP's thread pools to one thread while the experiments run, if threadpoolctl is there.
+
+    Their products (batches of 10-32 rows, at most 1,000 x 784 by 784 x 30) and
+    updates are too small to share out: on 2 busy cores, ``refnet tour
+    --data-dir MNIST`` took 145 s with OpenBLAS's threads and 12 s on one.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(1)
+
+
 def _experiment(name, args, data):
     bar = _Bar(name, args.quiet)
     try:
-        with backend.use_backend(args.backend):
+        with backend.use_backend(args.backend), _one_thread():
             return EXPERIMENTS[name]["run"](args, *data, bar)
     except ValueError as error:   # the experiments' own checks, of sizes the data cannot fill (--rows 3)
         raise UsageError(str(error)) from None

@@ -249,6 +249,20 @@ def test_a_run_that_diverges_is_one_line_and_exit_status_one(capsys, monkeypatch
     assert captured.out == "" and captured.err == "refnet: depth: training diverged: the loss is nan\n"
 
 
+def test_experiments_run_on_one_blas_and_openmp_thread(capsys, monkeypatch):
+    """The products are small: on a busy machine their threads cost 12x (see _cli._one_thread)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    seen = []
+
+    def depth(*args, **kwargs):
+        seen.extend(pool["num_threads"] for pool in threadpoolctl.threadpool_info())
+        raise FloatingPointError("stop here")
+
+    monkeypatch.setattr(_cli.experiments, "depth", depth)
+    assert _cli.main(["depth", "--dataset", "gaussians"]) == 1
+    assert seen and set(seen) == {1}
+
+
 @pytest.mark.parametrize("missing, argv, message", [
     ("matplotlib", ["depth", "--plot", "x.png"],
      "--plot needs matplotlib, an optional dependency: pip install 'refnet[plot]'"),
