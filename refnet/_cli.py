@@ -418,7 +418,7 @@ def _experiment(name, args, data):
     bar = _Bar(name, args.quiet)
     try:
         with backend.use_backend(args.backend), _one_thread():
-            return EXPERIMENTS[name]["run"](args, *data, bar)
+            return {**EXPERIMENTS[name]["run"](args, *data, bar), "backend": args.backend}
     except ValueError as error:   # the experiments' own checks, of sizes the data cannot fill (--rows 3)
         raise UsageError(str(error)) from None
     except FloatingPointError as error:   # a run that diverged (fit's check of the loss, where it has one)
@@ -518,7 +518,7 @@ JSON_SHAPES = {
     "overfitting": "results.<method>.{fit_accuracy, train_accuracy, test_accuracy, train_loss, test_loss, epochs}; "
                    "settings",
 }
-COMMON_JSON = "; and claim, shown, measured, data"
+COMMON_JSON = "; and claim, shown, measured, data, backend"
 
 
 def build_parser():

@@ -42,7 +42,7 @@ def command(*argv, cwd, **kwargs):
 def test_vanishing_json_holds_the_norms_and_the_embedded_data_shows_the_claim(capsys):
     status, doc = run_json(capsys, "vanishing", "--dataset", "gaussians", "--epochs", "1", "--rows", "400",
                            "--backend", "reference")
-    assert status == 0
+    assert status == 0 and doc["backend"] == "reference"
     assert doc["command"] == "vanishing" and doc["data"]["rows"] == 400 and doc["layers"] == [16, 30, 30, 30, 30, 2]
     assert set(doc["results"]) == {"sigmoid", "relu", "maxout"}
     for run in doc["results"].values():
