@@ -189,9 +189,13 @@ def run_overfitting(args, x, y, info, progress):
 
 
 def _format_table(header, rows):
+    """Columns as wide as their widest cell: the first (the variant) left-aligned, numbers right-aligned."""
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    line = lambda row: "  ".join(str(cell).ljust(w) if i == 0 else str(cell).rjust(w)  # noqa: E731
-                                 for i, (cell, w) in enumerate(zip(row, widths)))
+
+    def line(row):
+        return "  ".join(str(cell).ljust(w) if i == 0 else str(cell).rjust(w)
+                         for i, (cell, w) in enumerate(zip(row, widths)))
+
     return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, rows)])
 
 
