@@ -121,8 +121,10 @@ def output(out, shape, dtype, inputs, name="out"):
 
 
 def _same_view(a, b):
+    # The dtype too: a float view of a bool mask's memory is not the mask.
     return (
         a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.dtype == b.dtype
         and a.shape == b.shape
         and a.strides == b.strides
     )

@@ -492,7 +492,7 @@ def dropout_backward(grad_output, mask, p, *, mode="inverted", out=None):
     if mask.shape != grad_output.shape:
         raise ValueError(f"mask must have the shape of grad_output {grad_output.shape}, got {mask.shape}")
     mask = np.ascontiguousarray(mask)
-    target, result = _validate.output(out, grad_output.shape, grad_output.dtype, [grad_output])
+    target, result = _validate.output(out, grad_output.shape, grad_output.dtype, [grad_output, mask])
     active().dropout_backward(grad_output.reshape(-1), mask.view(np.uint8).reshape(-1), scale,
                               target.reshape(-1))
     return _finish(target, result, out)
