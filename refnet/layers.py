@@ -89,6 +89,19 @@ class Layer:
         """The constructor's keyword arguments, as JSON-able values (for saving)."""
         return {}
 
+    # What forward keeps for backward.  Inference through Sequential.predict or
+    # evaluate (from a callback during fit, say) puts it back afterwards, so the
+    # next backward pass sees the training forward it belongs to.
+    _BACKWARD_STATE = ("_x", "_z", "_mask")
+
+    def _backward_state(self):
+        return {key: self.__dict__[key] for key in self._BACKWARD_STATE if key in self.__dict__}
+
+    def _restore_backward_state(self, state):
+        for key in self._BACKWARD_STATE:
+            self.__dict__.pop(key, None)
+        self.__dict__.update(state)
+
     def _saved(self, attribute):
         if not hasattr(self, attribute):
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
@@ -162,8 +175,10 @@ class Dense(Layer):
         shape = (x.shape[0], self.n_out)
         if self.activation == "identity":
             z = out = np.empty(shape, dtype=self.dtype)   # z is the output, so it is the caller's
-        else:
+        elif training:
             z, out = self._work_array("_z_work", shape), np.empty(shape, dtype=self.dtype)
+        else:   # not into the work array, which holds the z of a training pass not yet back-propagated
+            z, out = np.empty(shape, dtype=self.dtype), np.empty(shape, dtype=self.dtype)
         active().dense_forward(x, self.weight, self.bias, self.activation, self.slope, z, out)
         self._x, self._z = x, z
         return out

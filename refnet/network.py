@@ -241,6 +241,19 @@ class Sequential:
 
     # --- training and inference ----------------------------------------------------
 
+    def _infer(self, x):
+        """``forward(x)`` for inference, leaving what the next ``backward`` reads as it was.
+
+        So ``predict`` or ``evaluate`` from a callback (or a loss) during ``fit``
+        cannot change the gradients of the batch being trained on.
+        """
+        saved = [layer._backward_state() for layer in self.layers]
+        try:
+            return self.forward(x)
+        finally:
+            for layer, state in zip(self.layers, saved):
+                layer._restore_backward_state(state)
+
     def _inputs(self, x, name="x"):
         return _validate.matrix(x, name, self.dtype, min_rows=1)
 
@@ -253,7 +266,7 @@ class Sequential:
             raise ValueError(f"{name} must have one target per row of x ({len(x)}), got {len(y)}")
         # Run the loss's checks on all targets at once, so a bad label fails
         # before any parameter has changed (rather than in some later batch).
-        width = self.forward(x[:1]).shape[1]
+        width = self._infer(x[:1]).shape[1]
         loss_function(np.full((len(x), width), 0.5, dtype=self.dtype), y)
         return y
 
@@ -261,7 +274,7 @@ class Sequential:
         """The network's outputs for ``x``, computed ``batch_size`` rows at a time (all at once by default)."""
         x = self._inputs(x)
         step = len(x) if batch_size is None else _validate.positive_int(batch_size, "batch_size")
-        return np.concatenate([self.forward(x[i : i + step]) for i in range(0, len(x), step)])
+        return np.concatenate([self._infer(x[i : i + step]) for i in range(0, len(x), step)])
 
     def evaluate(self, x, y, *, loss, batch_size=None):
         """``{"loss": ..., "accuracy": ...}`` over ``(x, y)`` (accuracy for classification losses)."""

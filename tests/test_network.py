@@ -205,6 +205,36 @@ def test_callbacks_see_gradients_before_the_step_and_can_stop():
         np.testing.assert_array_equal(after, before - 0.25 * grad)
 
 
+def test_inference_during_fit_does_not_change_training():
+    """Regression: predict/evaluate between a training forward and its backward (from a loss
+    or a callback) overwrote the layers' saved inputs and a shared work array."""
+    x, y = _blobs(40)
+    loss_calls = 0
+
+    def watched_loss(output, target):
+        nonlocal loss_calls
+        loss_calls += 1
+        net.predict(x[:10])                    # the batch's shape: the same work arrays
+        net.evaluate(x[:3], y[:3], loss="softmax_cross_entropy")
+        return refnet.softmax_cross_entropy(output, target)
+
+    class Monitor:
+        def on_batch_end(self, network, batch, logs):
+            network.predict(x)
+
+    final = []
+    for loss, callbacks in (("softmax_cross_entropy", []), (watched_loss, [Monitor()])):
+        net = refnet.Sequential([refnet.Dense(4, 6, activation="relu", seed=0), refnet.Dropout(0.2, seed=3),
+                                 refnet.Dense(6, 6, activation="tanh", seed=1), refnet.Maxout(2),
+                                 refnet.Dense(3, 3, seed=2)])
+        net.fit(x, y, loss=loss, optimizer=refnet.Adam(0.05), epochs=2, batch_size=10, seed=1,
+                callbacks=callbacks)
+        final.append(net.parameters())
+    assert loss_calls > 4   # the watched run really ran its inference inside training
+    for quiet, watched in zip(*final):
+        np.testing.assert_array_equal(watched, quiet)
+
+
 def test_gradient_norms_callback_records_each_parameter_per_batch():
     x, y = _blobs(40)
     net = refnet.Sequential([refnet.Dense(4, 5, activation="sigmoid", seed=0), refnet.Dense(5, 3, seed=1)])
