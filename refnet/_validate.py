@@ -63,7 +63,10 @@ def finite_scalar(value, name):
     is_real_array = isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf"
     if isinstance(value, (bool, np.bool_)) or not (isinstance(value, numbers.Real) or is_real_array):
         raise TypeError(f"{name} must be a real number, got {value!r}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:   # an int beyond float's range, such as 10**400
+        raise ValueError(f"{name} must be finite, got an integer of {value.bit_length()} bits") from None
     if not math.isfinite(number):
         raise ValueError(f"{name} must be finite, got {number}")
     return number

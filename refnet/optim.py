@@ -240,8 +240,19 @@ class Optimizer:
         return self._steps
 
     def lr_at(self, t):
-        """The scheduled learning rate of step ``t`` (``t`` steps taken before it)."""
-        return self.lr * self.schedule.factor(t)
+        """The scheduled learning rate of step ``t`` (``t`` steps taken before it).
+
+        The schedule's factor must be a finite real >= 0: a NaN, infinite or
+        negative one is refused before any parameter is written.
+        """
+        try:
+            factor = _validate.finite_scalar(self.schedule.factor(t), f"its factor at step {t}")
+            if factor < 0:
+                raise ValueError(f"its factor at step {t} must be >= 0, got {factor}")
+            lr = _validate.finite_scalar(self.lr * factor, f"lr * its factor at step {t}")
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"schedule {self.schedule!r}: {error}") from None
+        return lr
 
     def step(self, params, grads, names=None):
         """Update ``params`` in place from ``grads``; ``names`` (optional) select groups by name.

@@ -163,7 +163,7 @@ class TestArguments:
         with pytest.raises(ValueError, match="z must have at least 1 dimension"):
             call(function, np.float64(1.0))
 
-    @pytest.mark.parametrize("slope", [np.nan, np.inf])
+    @pytest.mark.parametrize("slope", [np.nan, np.inf, 10**400, -(10**400)])
     def test_slope_must_be_finite(self, slope):
         with pytest.raises(ValueError, match="slope must be finite"):
             refnet.leaky_relu(np.zeros(3), slope)
