@@ -24,6 +24,8 @@ def assert_same_bits(a, b):
     a, b = np.asarray(a), np.asarray(b)
     assert a.dtype == b.dtype and a.shape == b.shape
     np.testing.assert_array_equal(a, b)
+    numbers = ~np.isnan(a)
+    np.testing.assert_array_equal(np.signbit(a[numbers]), np.signbit(b[numbers]))   # -0.0 is not +0.0
 
 
 @st.composite
@@ -38,6 +40,36 @@ def rows_and_groups(draw, max_pieces=4):
 
 
 # --- compiled == reference --------------------------------------------------------
+
+def test_relu_of_minus_zero_is_minus_zero_as_in_pytorch(each_backend):
+    """Regression: -0.0 on the compiled backend, +0.0 (NumPy's maximum) on the reference.
+
+    The convention is PyTorch's: ReLU passes every z that is not below 0 unchanged.
+    """
+    z = np.array([-0.0, 0.0, -1.0])
+    got = refnet.relu(z)
+    np.testing.assert_array_equal(np.signbit(got), [True, False, False])
+    torch = pytest.importorskip("torch")
+    np.testing.assert_array_equal(np.signbit(torch.relu(torch.from_numpy(z)).numpy()), np.signbit(got))
+
+
+# The exponential tails underflow (exp(-800) = 0 in float64); an overflow gives inf.
+EXTREMES = np.array([-800.0, 800.0, -1e308, 1e308, -np.inf, np.inf, -0.0, 5e-324])
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "sigmoid_derivative", "sigmoid_backward", "tanh",
+                                  "tanh_derivative", "tanh_backward", "softmax", "softmax_backward"])
+def test_the_callers_floating_point_error_state_changes_nothing(name):
+    """Regression: under np.errstate(all="raise") the reference raised FloatingPointError (exp
+    underflow at z = -800) where the compiled backend returns the IEEE result."""
+    function = getattr(refnet, name)
+    args = (EXTREMES,) if name.count("_") == 0 or name.endswith("derivative") else (np.ones(8), EXTREMES)
+    expected = on_both(function, *args)
+    with np.errstate(all="raise"):
+        got = on_both(function, *args)
+    for before, after in zip(expected, got):
+        assert_same_bits(after, before)
+
 
 EXACT_UNARY = ["relu", "relu_derivative", "leaky_relu", "leaky_relu_derivative"]
 EXACT_BACKWARD = ["relu_backward", "leaky_relu_backward"]

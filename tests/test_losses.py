@@ -211,3 +211,18 @@ def test_out_receives_the_gradient_and_inputs_are_untouched(each_backend):
     out = np.empty_like(z)
     loss, grad = refnet.softmax_cross_entropy(z, [1, 0], out=out)
     assert grad is out and np.array_equal(z, z_copy)
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_the_callers_floating_point_error_state_changes_nothing(name, each_backend):
+    """Under np.errstate(all="raise") both backends return what they return by default
+    (the reference used to raise on exp underflow, which the compiled backend ignores)."""
+    logits = np.array([[-800.0, 800.0, 0.0], [1e308, -1e308, 5e-324]])
+    output = 1 / (1 + np.exp(-np.clip(logits, -30, 30)))
+    args = {"softmax_cross_entropy": (logits, [2, 1]), "binary_cross_entropy_with_logits": (logits, np.eye(2, 3)),
+            "cross_entropy": (output, np.eye(2, 3)), "mean_squared_error": (output, np.eye(2, 3))}[name]
+    loss, grad = LOSSES[name](*args)
+    with np.errstate(all="raise"):
+        raised_loss, raised_grad = LOSSES[name](*args)
+    assert raised_loss == loss or (np.isnan(loss) and np.isnan(raised_loss))
+    np.testing.assert_array_equal(raised_grad, grad)
