@@ -72,6 +72,18 @@ def finite_scalar(value, name):
     return number
 
 
+def leaky_slope(value, name="slope"):
+    """Return a Leaky ReLU slope as a float >= 0, or raise.
+
+    A negative slope would flip the sign of the negative side (not a leaky ReLU);
+    Keras refuses it too.  PReLU's learned slopes are not limited.
+    """
+    number = finite_scalar(value, name)
+    if number < 0:
+        raise ValueError(f"{name} must be >= 0 (a leaky ReLU keeps the sign of z), got {number}")
+    return number
+
+
 def positive_int(value, name):
     """Return ``value`` as an int >= 1, or raise."""
     return _integer(value, name, 1, "a positive integer")

@@ -166,19 +166,19 @@ def leaky_relu(z, slope=DEFAULT_LEAKY_SLOPE, out=None):
     >>> refnet.leaky_relu([-100.0, 3.0])
     array([-1.,  3.])
     """
-    slope = _validate.finite_scalar(slope, "slope")
+    slope = _validate.leaky_slope(slope)
     return _elementwise("leaky_relu", [_validate.float_array(z, "z")], out, (slope,))
 
 
 def leaky_relu_derivative(z, slope=DEFAULT_LEAKY_SLOPE, out=None):
     r"""Leaky ReLU' = 1 where z > 0, else slope — **slope at the kink z = 0** (as PyTorch)."""
-    slope = _validate.finite_scalar(slope, "slope")
+    slope = _validate.leaky_slope(slope)
     return _elementwise("leaky_relu_derivative", [_validate.float_array(z, "z")], out, (slope,))
 
 
 def leaky_relu_backward(grad_output, z, slope=DEFAULT_LEAKY_SLOPE, out=None):
     r"""∂L/∂z = ∂L/∂a where z > 0, else slope·∂L/∂a."""
-    slope = _validate.finite_scalar(slope, "slope")
+    slope = _validate.leaky_slope(slope)
     return _elementwise("leaky_relu_backward", _input_and_grad(grad_output, z), out, (slope,))
 
 
@@ -382,7 +382,7 @@ def dense(x, weight, bias, activation=None, slope=DEFAULT_LEAKY_SLOPE):
     weight, bias = _dense_parameters(weight, bias)
     x = _dense_input(x, weight)
     name = _dense_activation(activation)
-    slope = _validate.finite_scalar(slope, "slope")
+    slope = _validate.leaky_slope(slope)
     z = np.empty((x.shape[0], weight.shape[1]), dtype=weight.dtype)
     out = z if name == "identity" else np.empty_like(z)
     active().dense_forward(x, weight, bias, name, slope, z, out)
@@ -404,7 +404,7 @@ def dense_backward(grad_output, x, weight, z, activation=None, slope=DEFAULT_LEA
     z = _validate.like(z, "z", weight.dtype, shape, "x @ weight")
     grad_output = _validate.like(grad_output, "grad_output", weight.dtype, shape, "z")
     name = _dense_activation(activation)
-    slope = _validate.finite_scalar(slope, "slope")
+    slope = _validate.leaky_slope(slope)
     grad_z = np.empty_like(z)
     grad_input = np.empty_like(x)
     grad_weight = np.empty_like(weight)

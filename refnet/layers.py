@@ -89,6 +89,15 @@ class Layer:
         """The constructor's keyword arguments, as JSON-able values (for saving)."""
         return {}
 
+    def _output_width(self, width):
+        """The width of the output for inputs ``width`` wide, or raise ``ValueError`` saying why not.
+
+        ``width`` None (unknown) gives None where the output's width depends on
+        it.  Elementwise layers keep the width; ``Sequential`` chains these to
+        check a stack of layers, and its inputs, before any data flows.
+        """
+        return width
+
     # What forward keeps for backward.  Inference through Sequential.predict or
     # evaluate (from a callback during fit, say) puts it back afterwards, so the
     # next backward pass sees the training forward it belongs to.
@@ -146,7 +155,7 @@ class Dense(Layer):
         self.n_in = _validate.positive_int(n_in, "n_in")
         self.n_out = _validate.positive_int(n_out, "n_out")
         self.activation = _dense_activation(activation)
-        self.slope = _validate.finite_scalar(slope, "slope")
+        self.slope = _validate.leaky_slope(slope)
         if not isinstance(init, str) or init not in INITIALISERS:
             raise ValueError(f"init must be one of {sorted(INITIALISERS)}, got {init!r}")
         self.init = init
@@ -192,6 +201,11 @@ class Dense(Layer):
                                 self._work_array("_grad_z_work", z.shape), grad_input,
                                 self.grad_weight, self.grad_bias)
         return grad_input
+
+    def _output_width(self, width):
+        if width is not None and width != self.n_in:
+            raise ValueError(f"takes {self.n_in} inputs (n_in), got {width}")
+        return self.n_out
 
     def gradients(self):
         return [self.grad_weight, self.grad_bias]
@@ -248,7 +262,7 @@ class LeakyReLU(_Activation):
     _function, _backward, _argument = functional.leaky_relu, functional.leaky_relu_backward, "slope"
 
     def __init__(self, slope=DEFAULT_LEAKY_SLOPE):
-        self.slope = _validate.finite_scalar(slope, "slope")
+        self.slope = _validate.leaky_slope(slope)
 
 
 class Maxout(_Activation):
@@ -258,6 +272,13 @@ class Maxout(_Activation):
 
     def __init__(self, pieces):
         self.pieces = _validate.positive_int(pieces, "pieces")
+
+    def _output_width(self, width):
+        if width is None:
+            return None
+        if width % self.pieces:
+            raise ValueError(f"takes a width divisible by pieces={self.pieces}, got {width}")
+        return width // self.pieces
 
 
 class PReLU(Layer):
@@ -288,6 +309,11 @@ class PReLU(Layer):
         grad_input, _ = functional.prelu_backward(grad_output, self._saved("_x"), self.slope,
                                                   out=(None, self.grad_slope))
         return grad_input
+
+    def _output_width(self, width):
+        if width is not None and self.units is not None and width != self.units:
+            raise ValueError(f"takes {self.units} inputs (units), got {width}")
+        return width if self.units is None else self.units
 
     def gradients(self):
         return [self.grad_slope]

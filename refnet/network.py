@@ -116,6 +116,20 @@ def _takes_names(step):
         return False
 
 
+_HOOKS = ("on_train_begin", "on_epoch_begin", "on_batch_end", "on_epoch_end", "on_train_end")
+
+
+def _callbacks(callbacks):
+    """``callbacks`` as a list of callback objects, or raise (a lone callback, a class)."""
+    if any(hasattr(callbacks, hook) for hook in _HOOKS) or not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"callbacks must be a list of callbacks, got {callbacks!r} (pass [callback] for one)")
+    for i, callback in enumerate(callbacks):
+        if isinstance(callback, type):
+            raise TypeError(f"callbacks[{i}] must be a callback object, got the class {callback.__name__} "
+                            f"(call it: {callback.__name__}())")
+    return list(callbacks)
+
+
 def _call(callbacks, hook, network, index, logs):
     for callback in callbacks:
         method = getattr(callback, hook, None)
@@ -150,7 +164,21 @@ class Sequential:
         if len(dtypes) > 1:
             raise TypeError(f"layers must share one dtype, got {sorted(d.name for d in dtypes)}")
         self.dtype = dtypes.pop() if dtypes else None
+        self._output_width(None, "layers do not fit together")
         self.stop_training = False
+
+    def _output_width(self, width, problem):
+        """The network's output width for inputs ``width`` wide (None: unknown), or raise.
+
+        The error names the first layer that cannot take what reaches it.
+        """
+        for i, layer in enumerate(self.layers):
+            try:
+                width = layer._output_width(width)
+            except ValueError as error:
+                source = "" if i == 0 else f" (from layers[{i - 1}] {type(self.layers[i - 1]).__name__})"
+                raise ValueError(f"{problem}: layers[{i}] {type(layer).__name__} {error}{source}") from None
+        return width
 
     def __repr__(self):
         return "Sequential([" + ", ".join(map(repr, self.layers)) + "])"
@@ -255,19 +283,25 @@ class Sequential:
                 layer._restore_backward_state(state)
 
     def _inputs(self, x, name="x"):
-        return _validate.matrix(x, name, self.dtype, min_rows=1)
+        x = _validate.matrix(x, name, self.dtype, min_rows=1)
+        self._output_width(x.shape[1], f"{name} of shape {x.shape} does not fit the network")
+        return x
 
-    def _targets(self, y, x, loss_function, name="y"):
+    def _targets(self, y, x, loss_function, name="y", x_name="x"):
         """``y`` as an array (float targets in the network's dtype), checked against the loss once, up front."""
         y = np.asarray(y)
         if y.dtype.kind == "f":
             y = y.astype(self.dtype, copy=False)
-        if len(y) != len(x):
-            raise ValueError(f"{name} must have one target per row of x ({len(x)}), got {len(y)}")
+        if y.ndim == 0 or len(y) != len(x):
+            got = "a scalar" if y.ndim == 0 else f"{len(y)}"
+            raise ValueError(f"{name} must have one target per row of {x_name} ({len(x)}), got {got}")
         # Run the loss's checks on all targets at once, so a bad label fails
         # before any parameter has changed (rather than in some later batch).
-        width = self._infer(x[:1]).shape[1]
-        loss_function(np.full((len(x), width), 0.5, dtype=self.dtype), y)
+        width = self._output_width(x.shape[1], x_name)
+        try:
+            loss_function(np.full((len(x), width), 0.5, dtype=self.dtype), y)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"{name} does not suit the loss: {error}") from None
         return y
 
     def predict(self, x, batch_size=None):
@@ -303,8 +337,9 @@ class Sequential:
             The last batch of an epoch may be smaller.
         validation_data : (x_val, y_val), optional
             Evaluated after each epoch into ``val_loss`` (and ``val_accuracy``).
-        callbacks : iterable
-            Objects with any of ``on_epoch_begin``, ``on_batch_end``, ``on_epoch_end``.
+        callbacks : list or tuple
+            Objects with any of ``on_train_begin``, ``on_epoch_begin``, ``on_batch_end``,
+            ``on_epoch_end``, ``on_train_end``.
         shuffle : bool
             Visit the rows in a new random order each epoch.
         seed : None, int or numpy.random.Generator
@@ -316,19 +351,24 @@ class Sequential:
             pass (before ``on_batch_end``), and its value to the epoch's ``loss``.
         """
         loss_function, accuracy = _resolve_loss(loss)
-        if not callable(getattr(optimizer, "step", None)):
-            raise TypeError(f"optimizer must have a step(params, grads) method, got {optimizer!r}")
-        if regularizer is not None and not callable(getattr(regularizer, "add_gradient", None)):
+        if isinstance(optimizer, type) or not callable(getattr(optimizer, "step", None)):
+            raise TypeError(f"optimizer must be an object with a step(params, grads) method, such as "
+                            f"refnet.Adam(lr=0.001), got {optimizer!r}")
+        if regularizer is not None and (isinstance(regularizer, type)
+                                        or not callable(getattr(regularizer, "add_gradient", None))):
             raise TypeError(f"regularizer must be refnet.regularizers.L2 or L1 (or have add_gradient), got {regularizer!r}")
         epochs = _validate.positive_int(epochs, "epochs")
         batch_size = _validate.positive_int(batch_size, "batch_size")
         x = self._inputs(x)
         y = self._targets(y, x, loss_function)
         if validation_data is not None:
-            x_val, y_val = validation_data
-            x_val = self._inputs(x_val, "validation_data[0]")
-            y_val = self._targets(y_val, x_val, loss_function, "validation_data[1]")
-        callbacks = list(callbacks)
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise TypeError(f"validation_data must be a pair (x_val, y_val), got {type(validation_data).__name__}")
+            x_val = self._inputs(validation_data[0], "validation_data[0]")
+            y_val = self._targets(validation_data[1], x_val, loss_function, "validation_data[1]", "validation_data[0]")
+        callbacks = _callbacks(callbacks)
+        metrics = ["loss", *(["accuracy"] if accuracy is not None else [])]
+        metrics += [f"val_{key}" for key in metrics] if validation_data is not None else []
         rng = np.random.default_rng(seed)
         batches = range(0, len(x), batch_size)
         bar = _progress_bar(epochs * len(batches)) if progress else None
@@ -339,7 +379,7 @@ class Sequential:
                       if _takes_names(optimizer.step) else {})
         history = History()
         self.stop_training = False
-        _call(callbacks, "on_train_begin", self, 0, {})
+        _call(callbacks, "on_train_begin", self, 0, {"metrics": metrics})
         try:
             for epoch in range(epochs):
                 _call(callbacks, "on_epoch_begin", self, epoch, {})

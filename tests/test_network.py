@@ -276,12 +276,45 @@ def test_bad_fit_arguments_fail_before_training():
         net.fit(x, y[:-1], loss="softmax_cross_entropy", **fit)
     with pytest.raises(ValueError, match="loss must be a callable or one of"):
         net.fit(x, y, loss="hinge", **fit)
-    with pytest.raises(TypeError, match="optimizer must have a step"):
+    with pytest.raises(TypeError, match="optimizer must be an object with a step"):
         net.fit(x, y, loss="softmax_cross_entropy", optimizer=0.1, epochs=1, batch_size=5)
     with pytest.raises(TypeError, match="x must have dtype float32"):
         refnet.Sequential([refnet.Dense(4, 3, dtype=np.float32)]).fit(x, y, loss="softmax_cross_entropy", **fit)
+    # Regressions: each of these failed late, or with a message naming the wrong thing.
+    problems = [
+        (dict(x=x[:, :3]), ValueError, r"x of shape \(20, 3\) does not fit the network: layers\[0\] Dense takes 4 inputs"),
+        (dict(validation_data=(x[:5, :3], y[:5])), ValueError, r"validation_data\[0\] of shape \(5, 3\)"),
+        (dict(validation_data=(x[:5], y[:4])), ValueError, r"validation_data\[1\] must have one target per row of validation_data\[0\] \(5\)"),
+        (dict(validation_data=x), TypeError, r"validation_data must be a pair"),
+        (dict(y=y + 3), ValueError, r"y does not suit the loss: labels must lie in \[0, 3\)"),
+        (dict(y=np.float64(1)), ValueError, "y must have one target per row of x"),
+        (dict(optimizer=refnet.Adam), TypeError, r"optimizer must be an object .* got <class"),
+        (dict(callbacks=refnet.EarlyStopping()), TypeError, r"callbacks must be a list .*pass \[callback\]"),
+        (dict(callbacks=[refnet.GradientNorms]), TypeError, r"callbacks\[0\] must be a callback object, got the class"),
+        (dict(callbacks=[refnet.EarlyStopping()]), ValueError, r"monitors 'val_loss', which fit's epoch logs will not have"),
+        (dict(callbacks=[refnet.EarlyStopping("val_acc")], validation_data=(x, y)), ValueError, "monitors 'val_acc'"),
+    ]
+    for change, error, message in problems:
+        arguments = dict(x=x, y=y, loss="softmax_cross_entropy", **fit) | change
+        with pytest.raises(error, match=message):
+            net.fit(arguments.pop("x"), arguments.pop("y"), **arguments)
     for p, b in zip(net.parameters(), before):
         assert np.array_equal(p, b)
+
+
+def test_layers_that_do_not_fit_together_are_refused_naming_the_layer():
+    """Regression: accepted, then failing at forward without naming the layer."""
+    with pytest.raises(ValueError, match=r"layers\[1\] Dense takes 32 inputs \(n_in\), got 16 \(from layers\[0\] Dense\)"):
+        refnet.Sequential([refnet.Dense(64, 16), refnet.Dense(32, 10)])
+    with pytest.raises(ValueError, match=r"layers\[2\] Maxout takes a width divisible by pieces=2, got 5"):
+        refnet.Sequential([refnet.Dense(4, 5), refnet.ReLU(), refnet.Maxout(2)])
+    with pytest.raises(ValueError, match=r"layers\[1\] PReLU takes 3 inputs \(units\), got 5"):
+        refnet.Sequential([refnet.Dense(4, 5), refnet.PReLU(3)])
+    # Widths flow through elementwise layers and Maxout; an unknown width is checked once known.
+    net = refnet.Sequential([refnet.Tanh(), refnet.Maxout(2), refnet.Dense(3, 2)])
+    assert net.predict(np.ones((2, 6))).shape == (2, 2)
+    with pytest.raises(ValueError, match=r"x of shape \(2, 4\) does not fit the network: layers\[2\] Dense takes 3 inputs"):
+        net.predict(np.ones((2, 4)))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -168,6 +168,15 @@ class TestArguments:
         with pytest.raises(ValueError, match="slope must be finite"):
             refnet.leaky_relu(np.zeros(3), slope)
 
+    @pytest.mark.parametrize("make", [
+        lambda: refnet.leaky_relu(np.zeros(3), -1), lambda: refnet.leaky_relu_derivative(np.zeros(3), -0.5),
+        lambda: refnet.leaky_relu_backward(np.zeros(3), np.zeros(3), -1), lambda: refnet.LeakyReLU(-1),
+        lambda: refnet.Dense(2, 2, activation="leaky_relu", slope=-0.1)])
+    def test_leaky_slope_must_not_be_negative(self, make):
+        """Regression: slope=-1 was accepted (a sign flip, not a leaky ReLU; Keras refuses it too)."""
+        with pytest.raises(ValueError, match="slope must be >= 0"):
+            make()
+
     @pytest.mark.parametrize("slope", ["0.1", [0.1, 0.2], True])
     def test_slope_must_be_a_number(self, slope):
         with pytest.raises(TypeError, match="slope must be a real number"):
