@@ -84,6 +84,13 @@ def leaky_slope(value, name="slope"):
     return number
 
 
+def flag(value, name):
+    """Return ``value`` as a bool, or raise unless it is True or False (not 0, 1 or "yes")."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def positive_int(value, name):
     """Return ``value`` as an int >= 1, or raise."""
     return _integer(value, name, 1, "a positive integer")

@@ -30,7 +30,7 @@ from . import _validate
 from .layers import Dense, Dropout, Layer, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, Tanh
 from .losses import ACCURACY, LOSSES
 
-__all__ = ["Sequential", "History", "PlainSGD"]
+__all__ = ["Sequential", "History", "PlainSGD", "NonFiniteError"]
 
 FILE_FORMAT = "refnet.Sequential/1"
 
@@ -64,6 +64,51 @@ class History(dict):
     def _append(self, logs):
         for key, value in logs.items():
             self.setdefault(key, []).append(value)
+
+
+class NonFiniteError(FloatingPointError):
+    """``fit`` met a NaN or infinite loss or gradient and stopped before stepping on it.
+
+    The network keeps the parameters of the last good step.  Attributes:
+    ``epoch`` and ``batch`` (0-based) where it happened, ``loss`` (the batch's),
+    ``parameter`` (the name of the first parameter, in layer order, whose gradient
+    is not finite, or None) and ``history`` (the epochs completed before).
+    """
+
+    def __init__(self, message, *, epoch, batch, loss, parameter, history):
+        super().__init__(message)
+        self.epoch, self.batch, self.loss, self.parameter, self.history = epoch, batch, loss, parameter, history
+
+
+class _FiniteCheck:
+    """Whether a batch's loss and every gradient are finite, in a few BLAS calls, allocating nothing.
+
+    The dot product of a gradient with zeros is exactly 0 when every element is
+    finite and NaN as soon as one is not (0 * inf = NaN, and NaN propagates), so
+    ``0 * loss + sum of the dots`` is 0 or NaN.  The gradients are the live arrays
+    (backward overwrites them in place), viewed flat once.
+    """
+
+    def __init__(self, grads):
+        self._dots = []
+        zeros = {}
+        for grad in grads:
+            if grad.dtype not in _validate.FLOAT_DTYPES or not grad.flags.c_contiguous:
+                self._dots.append((None, grad, None))   # a custom layer's array: checked the slow way
+                continue
+            flat = grad.reshape(-1)
+            zero = zeros.setdefault(grad.dtype, [])
+            zero.append(flat.size)
+            self._dots.append((get_blas_funcs("dot", (flat,)), flat, grad.dtype))
+        self._zeros = {dtype: np.zeros(max(sizes), dtype) for dtype, sizes in zeros.items()}
+        self._dots = [(dot, flat, None if dtype is None else self._zeros[dtype][: flat.size])
+                      for dot, flat, dtype in self._dots]
+
+    def __call__(self, loss):
+        total = 0.0 * loss
+        for dot, flat, zeros in self._dots:
+            total += dot(flat, zeros) if dot is not None else (0.0 if np.isfinite(flat).all() else np.nan)
+        return total == 0
 
 
 class PlainSGD:
@@ -282,6 +327,19 @@ class Sequential:
             for layer, state in zip(self.layers, saved):
                 layer._restore_backward_state(state)
 
+    def _non_finite(self, epoch, batch, loss, history):
+        """The NonFiniteError for a batch whose loss or gradients are not all finite."""
+        parameter = next((name for (name, _), grad in zip(self.named_parameters(), self.gradients())
+                          if not np.isfinite(grad).all()), None)
+        where = ("every gradient is finite" if parameter is None else
+                 f"the first parameter whose gradient is not finite is {parameter} "
+                 f"(layers[{parameter.split('.')[0]}])")
+        return NonFiniteError(
+            f"fit stopped at epoch {epoch}, batch {batch}: the loss is {loss} and {where}; the network "
+            f"keeps the parameters of the last good step. Check the data for NaN/inf, lower the "
+            f"learning rate, or pass check_finite=False to train on regardless.",
+            epoch=epoch, batch=batch, loss=loss, parameter=parameter, history=history)
+
     def _inputs(self, x, name="x"):
         x = _validate.matrix(x, name, self.dtype, min_rows=1)
         self._output_width(x.shape[1], f"{name} of shape {x.shape} does not fit the network")
@@ -322,7 +380,7 @@ class Sequential:
         return logs
 
     def fit(self, x, y, *, loss, optimizer, epochs, batch_size, validation_data=None, callbacks=(),
-            shuffle=True, seed=None, progress=False, regularizer=None):
+            shuffle=True, seed=None, progress=False, regularizer=None, check_finite=True):
         """Train by mini-batch gradient descent; return the :class:`History` of each epoch.
 
         Parameters
@@ -349,6 +407,17 @@ class Sequential:
         regularizer : refnet.regularizers.L2 or L1, optional
             A penalty in the loss: its gradient is added after each backward
             pass (before ``on_batch_end``), and its value to the epoch's ``loss``.
+        check_finite : bool
+            After each backward pass, check that the batch's loss and every
+            gradient are finite (a few BLAS calls, no allocation); if not, raise
+            :class:`NonFiniteError` naming the epoch, the batch and the first
+            parameter whose gradient is not finite, before any callback or
+            optimizer sees them, so the network keeps the parameters of the last
+            good step.  ``False`` trains on regardless (the history then shows
+            ``nan``).
+
+        While ``fit`` runs, ``network.history`` is the :class:`History` so far:
+        after an exception it holds the epochs completed before it.
         """
         loss_function, accuracy = _resolve_loss(loss)
         if isinstance(optimizer, type) or not callable(getattr(optimizer, "step", None)):
@@ -377,7 +446,8 @@ class Sequential:
         # other step(params, grads) optimizers are called without them.
         step_names = ({"names": [name for name, _ in self.named_parameters()]}
                       if _takes_names(optimizer.step) else {})
-        history = History()
+        check = _FiniteCheck(grads) if _validate.flag(check_finite, "check_finite") else None
+        history = self.history = History()
         self.stop_training = False
         _call(callbacks, "on_train_begin", self, 0, {"metrics": metrics})
         try:
@@ -393,6 +463,8 @@ class Sequential:
                     self.backward(grad, input_gradient=False)
                     if regularizer is not None:
                         batch_loss += regularizer.add_gradient(self.named_parameters(), grads)
+                    if check is not None and not check(batch_loss):
+                        raise self._non_finite(epoch, batch, batch_loss, history)
                     total_loss += batch_loss * len(rows)
                     if accuracy is not None:
                         total_correct += accuracy(output, targets) * len(rows)

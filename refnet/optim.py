@@ -134,10 +134,7 @@ def _in_range(value, name, low, high=None, high_open=False):
     return number
 
 
-def _flag(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
+_flag = _validate.flag
 
 
 def _param(array, index):

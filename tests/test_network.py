@@ -437,3 +437,60 @@ def test_foreign_and_pickled_files_never_run_code(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError):
         refnet.Sequential.load(tmp_path / "missing.npz")
     assert "REFNET_UNPICKLED" not in __import__("os").environ
+
+
+# --- numerical failure and interruption ------------------------------------------
+
+def test_a_nan_in_the_data_stops_fit_keeping_the_last_good_step():
+    """Regression: a NaN in the data trained on silently (loss [nan])."""
+    x, y = _blobs(40)
+    x[25, 1] = np.nan                       # batch 2 of 10 rows, unshuffled
+    make = lambda: refnet.Sequential([refnet.Dense(4, 5, activation="relu", seed=0), refnet.Dense(5, 3, seed=1)])  # noqa: E731
+    fit = dict(loss="softmax_cross_entropy", epochs=3, batch_size=10, shuffle=False)
+    net = make()
+    with pytest.raises(refnet.NonFiniteError, match=r"epoch 0, batch 2: the loss is nan .* 0\.dense\.weight") as caught:
+        net.fit(x, y, optimizer=refnet.Adam(0.01), **fit)
+    assert (caught.value.epoch, caught.value.batch, caught.value.parameter) == (0, 2, "0.dense.weight")
+    good = make()                           # the same two steps, on the good rows only
+    good.fit(x[:20], y[:20], optimizer=refnet.Adam(0.01), **fit | dict(epochs=1))
+    for got, expected in zip(net.parameters(), good.parameters()):
+        np.testing.assert_array_equal(got, expected)
+    # The documented opt-out trains on and shows it.
+    history = make().fit(x, y, optimizer=refnet.Adam(0.01), check_finite=False, **fit)
+    assert np.isnan(history["loss"]).all()
+    with pytest.raises(TypeError, match="check_finite must be True or False"):
+        make().fit(x, y, optimizer=refnet.Adam(0.01), check_finite="yes", **fit)
+
+
+def test_a_non_finite_loss_later_keeps_the_history_so_far():
+    x, y = _blobs(40)
+    calls = 0
+
+    def loss(output, target):
+        nonlocal calls
+        calls += 1
+        value, grad = refnet.softmax_cross_entropy(output, target)
+        return (np.inf if calls == 8 else value), grad   # call 1 checks the targets; 8: epoch 1, batch 2
+
+    net = refnet.Sequential([refnet.Dense(4, 3, seed=0)])
+    with pytest.raises(refnet.NonFiniteError, match="epoch 1, batch 2: the loss is inf and every gradient is finite") as caught:
+        net.fit(x, y, loss=loss, optimizer=PlainSGD(0.1), epochs=3, batch_size=10)
+    assert caught.value.parameter is None
+    assert len(net.history["loss"]) == 1 and caught.value.history is net.history
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_the_finiteness_check_sees_one_bad_element_anywhere(dtype, bad):
+    from refnet.network import _FiniteCheck
+    grads = [np.zeros((3, 4), dtype), np.ones(5, dtype), np.full(2, np.finfo(dtype).max, dtype),
+             np.zeros((4, 3), dtype)[:, ::2]]   # the last one non-contiguous (a custom layer's)
+    check = _FiniteCheck(grads)
+    assert check(1.0) and not check(bad)
+    for grad in grads:
+        for index in np.ndindex(grad.shape):
+            saved = grad[index]
+            grad[index] = bad
+            assert not check(0.5)
+            grad[index] = saved
+    assert check(0.0)
