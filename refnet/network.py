@@ -20,6 +20,8 @@ architecture as JSON text, the parameters as plain arrays, nothing executable.
 
 import inspect
 import json
+import signal
+import threading
 import zipfile
 import zlib
 
@@ -109,6 +111,51 @@ class _FiniteCheck:
         for dot, flat, zeros in self._dots:
             total += dot(flat, zeros) if dot is not None else (0.0 if np.isfinite(flat).all() else np.nan)
         return total == 0
+
+
+class _StepGuard:
+    """Holds back SIGINT (Ctrl-C) while an optimizer step runs, then delivers it.
+
+    A step updates the parameter arrays one after another from Python, and
+    Python runs a signal handler between any two bytecodes: a KeyboardInterrupt
+    could leave some layers stepped and others not.  While ``fit`` runs (in the
+    main thread, under a Python-level SIGINT handler), this handler notes a
+    SIGINT that arrives during a step and calls the previous handler (which
+    raises KeyboardInterrupt) as soon as the step is complete; at any other
+    moment it calls it at once.  Outside the main thread nothing is installed
+    (signals reach only the main thread).
+    """
+
+    def __init__(self):
+        self._previous = self._pending = None
+        self._stepping = False
+
+    def install(self):
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGINT)
+            if callable(previous):
+                self._previous = previous
+                signal.signal(signal.SIGINT, self._handle)
+
+    def restore(self):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum, frame):
+        if self._stepping:
+            self._pending = (signum, frame)
+        else:
+            self._previous(signum, frame)
+
+    def step(self, optimizer, params, grads, names):
+        self._stepping = True
+        try:
+            optimizer.step(params, grads, **names)
+        finally:
+            self._stepping = False
+            if self._pending is not None:
+                pending, self._pending = self._pending, None
+                self._previous(*pending)
 
 
 class PlainSGD:
@@ -450,7 +497,9 @@ class Sequential:
         history = self.history = History()
         self.stop_training = False
         _call(callbacks, "on_train_begin", self, 0, {"metrics": metrics})
+        guard = _StepGuard()
         try:
+            guard.install()
             for epoch in range(epochs):
                 _call(callbacks, "on_epoch_begin", self, epoch, {})
                 order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
@@ -470,7 +519,7 @@ class Sequential:
                         total_correct += accuracy(output, targets) * len(rows)
                     seen += len(rows)
                     _call(callbacks, "on_batch_end", self, batch, {"loss": batch_loss})
-                    optimizer.step(params, grads, **step_names)
+                    guard.step(optimizer, params, grads, step_names)
                     if bar is not None:
                         bar.update()
                     if self.stop_training:
@@ -488,6 +537,7 @@ class Sequential:
                 if self.stop_training:
                     break
         finally:
+            guard.restore()
             if bar is not None:
                 bar.close()
         _call(callbacks, "on_train_end", self, len(history.get("loss", ())), dict(history))
