@@ -14,12 +14,16 @@ setting ``network.stop_training = True``, as in Keras; training then ends after
 the current batch.
 
 :meth:`Sequential.save` writes a network to a ``.npz`` file that
-:meth:`Sequential.load` reads back with ``allow_pickle=False``: the
-architecture as JSON text, the parameters as plain arrays, nothing executable.
+:meth:`Sequential.load` reads back as data only (float and text arrays, never a
+pickle), every size checked against the file's headers and a limit before
+anything is allocated or decompressed: the architecture as JSON text, the
+parameters as plain arrays, nothing executable.
 """
 
 import inspect
+import io
 import json
+import math
 import signal
 import threading
 import zipfile
@@ -32,7 +36,7 @@ from . import _validate
 from .layers import Dense, Dropout, Layer, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, Tanh
 from .losses import ACCURACY, LOSSES
 
-__all__ = ["Sequential", "History", "PlainSGD", "NonFiniteError"]
+__all__ = ["Sequential", "History", "PlainSGD", "NonFiniteError", "LOAD_LIMIT"]
 
 FILE_FORMAT = "refnet.Sequential/1"
 
@@ -46,11 +50,15 @@ _PARAMETER_SHAPES = {
     "PReLU": lambda c: {"slope": (1 if c["units"] is None else c["units"],)},
 }
 
+# The most bytes Sequential.load unpacks a file to, unless told otherwise: ~130 million
+# float64 parameters, far above any network here, far below what would exhaust memory.
+LOAD_LIMIT = 2**30
+
 # What a damaged or foreign archive makes NumPy and zipfile raise (zipfile raises
 # NotImplementedError for a flipped compression or encryption flag, RuntimeError
 # for an encrypted member).
 _READ_ERRORS = (OSError, EOFError, ValueError, KeyError, NotImplementedError, RuntimeError,
-                zipfile.BadZipFile, zlib.error)
+                OverflowError, zipfile.BadZipFile, zlib.error)
 
 
 class History(dict):
@@ -296,22 +304,22 @@ class Sequential:
                      **dict(self.named_parameters()))
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path, *, max_bytes=LOAD_LIMIT):
         """Read a network written by :meth:`save`.
 
-        The file is read with ``allow_pickle=False``, so it can hold no code.  A
-        truncated, tampered or foreign file raises ``ValueError`` saying so; a
-        missing one, ``FileNotFoundError``.
+        The file is read as data only: float and text arrays, never a pickle, so
+        it can hold no code.  Nothing is allocated or decompressed before its
+        size is checked: the archive may unpack to at most ``max_bytes`` bytes
+        (:data:`LOAD_LIMIT`, 1 GiB, by default), each member to the size its zip
+        entry declares, and each array must have exactly the bytes its header's
+        shape needs.  A truncated, tampered, oversized or foreign file raises
+        ``ValueError`` saying so; a missing one, ``FileNotFoundError``.
         """
-        # Opened here, not by np.load, which leaves its file open when the zip is
-        # unreadable; a missing file is the caller's FileNotFoundError.
+        max_bytes = _validate.positive_int(max_bytes, "max_bytes")
+        # A missing file is the caller's FileNotFoundError.
         with open(path, "rb") as file:
             try:
-                archive = np.load(file, allow_pickle=False)
-                if not isinstance(archive, np.lib.npyio.NpzFile):
-                    raise ValueError("it holds a single array, not an .npz archive")
-                with archive:
-                    arrays = {name: archive[name] for name in archive.files}
+                arrays = _read_npz(file, max_bytes)
             except _READ_ERRORS as error:
                 raise ValueError(f"{path} is not a readable .npz file: {error}") from None
         marker = arrays.pop("__refnet__", None)
@@ -542,6 +550,56 @@ class Sequential:
                 bar.close()
         _call(callbacks, "on_train_end", self, len(history.get("loss", ())), dict(history))
         return history
+
+
+def _read_npz(file, max_bytes):
+    """The arrays of an ``.npz`` archive by name, read with every size checked first.
+
+    Only stored or deflated members (what ``np.savez`` and ``np.savez_compressed``
+    write) are read, each to at most the size its zip entry declares (zipfile
+    stops there, and the CRC check catches a lie), after the declared sizes were
+    summed and checked against ``max_bytes``.  Each member's ``.npy`` header is
+    parsed without running anything (``ast.literal_eval``), its dtype must be a
+    float or text one (never object: no pickle), and its shape must need exactly
+    the bytes that follow before an array is made of them.
+    """
+    with zipfile.ZipFile(file) as archive:
+        members = archive.infolist()
+        total = sum(member.file_size for member in members)
+        if total > max_bytes:
+            raise ValueError(f"it would unpack to {total} bytes, more than max_bytes={max_bytes}")
+        arrays = {}
+        for member in members:
+            name = member.filename.removesuffix(".npy")
+            if name == member.filename or name in arrays:
+                raise ValueError(f"member {member.filename!r} is not a single .npy array")
+            if member.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise ValueError(f"member {member.filename!r} uses compression {member.compress_type}; "
+                                 "only stored or deflated members are read")
+            with archive.open(member) as stream:
+                data = stream.read(member.file_size + 1)
+            if len(data) != member.file_size:
+                raise ValueError(f"member {member.filename!r} has {len(data)} bytes, "
+                                 f"its entry declares {member.file_size}")
+            arrays[name] = _npy_array(data, member.filename)
+    return arrays
+
+
+def _npy_array(data, name):
+    """The array in ``.npy`` bytes ``data``, if its header is plain and its shape fits the bytes."""
+    stream = io.BytesIO(data)
+    version = np.lib.format.read_magic(stream)
+    if version not in ((1, 0), (2, 0)):
+        raise ValueError(f"member {name!r} has .npy version {version}, not 1.0 or 2.0")
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran_order, dtype = read_header(stream)
+    if dtype.hasobject or dtype.kind not in "fU":
+        raise ValueError(f"member {name!r} holds dtype {dtype}; a network file holds only float and text arrays")
+    count, offset = math.prod(shape), stream.tell()
+    if count * dtype.itemsize != len(data) - offset:   # Python ints: a forged shape cannot wrap around
+        raise ValueError(f"member {name!r}: shape {shape} of {dtype} needs {count * dtype.itemsize} bytes, "
+                         f"it has {len(data) - offset}")
+    return np.frombuffer(data, dtype, count, offset).reshape(shape, order="F" if fortran_order else "C")
 
 
 def _architecture(text, path):

@@ -1,6 +1,8 @@
 """Layers, Sequential and its training loop: closed forms, independent recomputations, callbacks."""
 
 import sys
+import tracemalloc
+import zipfile
 
 import numpy as np
 import pytest
@@ -437,6 +439,70 @@ def test_foreign_and_pickled_files_never_run_code(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError):
         refnet.Sequential.load(tmp_path / "missing.npz")
     assert "REFNET_UNPICKLED" not in __import__("os").environ
+
+
+def _zip_with(path, members, compression=zipfile.ZIP_STORED):
+    with zipfile.ZipFile(path, "w", compression=compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def _npy_header(shape, descr="<f8"):
+    """A .npy version 1.0 header, written from the format's description."""
+    text = repr({"descr": descr, "fortran_order": False, "shape": shape}).encode()
+    text += b" " * (-(len(text) + 11) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text
+
+
+def _refused_without_allocating(path, message, **load):
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=message):
+            refnet.Sequential.load(path, **load)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20   # no array of the claimed size was made
+
+
+def test_forged_sizes_are_refused_before_anything_is_allocated(tmp_path):
+    """Regression: a member header claiming a huge array made load raise MemoryError (it allocated)."""
+    _, path = _saved(tmp_path)
+    with np.load(path) as archive:
+        members = {name + ".npy": None for name in archive.files}
+    good = {}
+    with zipfile.ZipFile(path) as archive:
+        good = {name: archive.read(name) for name in members}
+    forged = tmp_path / "forged.npz"
+    # The header claims 10^12 doubles; the member holds 32 bytes of them.
+    _zip_with(forged, good | {"0.dense.weight.npy": _npy_header((10**6, 10**6)) + bytes(32)})
+    _refused_without_allocating(forged, r"shape \(1000000, 1000000\) of float64 needs 8000000000000 bytes")
+    # A zip entry declaring 4 GiB (its size fields rewritten): refused before decompressing.
+    _zip_with(forged, good | {"big.npy": _npy_header((10,)) + bytes(80)}, zipfile.ZIP_DEFLATED)
+    data = bytearray(forged.read_bytes())
+    directory = data.rfind(b"PK\x01\x02")
+    data[directory + 24 : directory + 28] = (2**32 - 16).to_bytes(4, "little")
+    forged.write_bytes(bytes(data))
+    _refused_without_allocating(forged, "more than max_bytes=1073741824")
+    # A zip bomb: 64 MiB of zeros in 64 KiB, refused under a 1 MiB limit before it is unpacked.
+    _zip_with(forged, good | {"bomb.npy": _npy_header((2**23,)) + bytes(2**26)}, zipfile.ZIP_DEFLATED)
+    assert forged.stat().st_size < 2**17
+    _refused_without_allocating(forged, "more than max_bytes=1048576", max_bytes=2**20)
+    # An entry understating its size: read up to the declared size only, then refused.
+    _zip_with(forged, good | {"liar.npy": _npy_header((2**20,)) + bytes(2**23)}, zipfile.ZIP_DEFLATED)
+    data = bytearray(forged.read_bytes())
+    directory = data.rfind(b"PK\x01\x02")
+    data[directory + 24 : directory + 28] = (1000).to_bytes(4, "little")
+    forged.write_bytes(bytes(data))
+    _refused_without_allocating(forged, "not a readable .npz file")
+    # Other compressions (bz2: no bound on one chunk's output in zipfile) and object arrays.
+    _zip_with(forged, good, zipfile.ZIP_BZIP2)
+    _refused_without_allocating(forged, "only stored or deflated members are read")
+    _zip_with(forged, good | {"code.npy": _npy_header((1,), "|O") + b"\x80\x04N."})
+    _refused_without_allocating(forged, "holds dtype object; a network file holds only float and text")
+    assert refnet.Sequential.load(path).layers[0].weight.shape == (3, 4)   # the real file still loads
+    with pytest.raises(ValueError, match="max_bytes must be a positive integer"):
+        refnet.Sequential.load(path, max_bytes=0)
 
 
 # --- numerical failure and interruption ------------------------------------------
