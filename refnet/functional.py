@@ -15,6 +15,7 @@ what the forward pass saw, and return ∂L/∂(input).
 """
 
 import math
+import sys
 
 import numpy as np
 
@@ -194,7 +195,11 @@ def _prelu_slope(slope, z):
         if slope.dtype != z.dtype:
             raise TypeError(f"slope must have the dtype of z ({z.dtype}), got {slope.dtype}")
     else:
-        slope = _validate.float_array(slope, "slope").astype(z.dtype)
+        given = _validate.float_array(slope, "slope")
+        with np.errstate(over="ignore"):
+            slope = given.astype(z.dtype)
+        if np.isinf(slope).any() and np.isfinite(given).all():
+            raise ValueError(f"slope must fit in z's dtype ({z.dtype}), got {given.max()!r} beyond its range")
     units = z.shape[-1] if z.ndim else 1
     if slope.shape in ((), (1,)):
         return slope, np.full(units, slope.reshape(()), dtype=z.dtype)
@@ -292,6 +297,8 @@ def _maxout_input(z, pieces):
     _validate.at_least_1d(z, "z")
     pieces = _validate.positive_int(pieces, "pieces")
     width = z.shape[-1]
+    if pieces > sys.maxsize:   # divides an empty axis, but the kernels take a C ssize_t
+        raise ValueError(f"pieces must be at most {sys.maxsize}, got {pieces}")
     if width % pieces:
         raise ValueError(
             f"pieces must divide the last axis of z ({width}) into whole groups, got {pieces}"

@@ -21,6 +21,7 @@ References
 """
 
 import math
+import sys
 
 import numpy as np
 
@@ -160,6 +161,8 @@ class Dense(Layer):
             raise ValueError(f"init must be one of {sorted(INITIALISERS)}, got {init!r}")
         self.init = init
         self.dtype = _float_dtype(dtype)
+        if self.n_in * self.n_out > sys.maxsize // self.dtype.itemsize:
+            raise ValueError(f"n_in * n_out ({self.n_in} * {self.n_out}) is too large for one array")
         weight, bias = INITIALISERS[init](np.random.default_rng(seed), self.n_in, self.n_out)
         self.weight = weight.astype(self.dtype)
         self.bias = bias.astype(self.dtype)

@@ -67,6 +67,7 @@ import fnmatch
 import math
 import numbers
 import operator
+import sys
 
 import numpy as np
 
@@ -364,14 +365,16 @@ class Optimizer:
         if state_dict["optimizer"] != type(self).__name__:
             raise ValueError(f"state_dict is from {state_dict['optimizer']}, not {type(self).__name__}")
         mine, saved = self._config(), state_dict["config"]
-        for key in sorted(set(mine) | set(saved)):
-            if mine.get(key) != saved.get(key):
+        if not isinstance(saved, dict):
+            raise ValueError(f"state_dict['config'] must be a dict, got {type(saved).__name__}")
+        for key in sorted(set(mine) | set(saved), key=str):
+            if type(mine.get(key)) is not type(saved.get(key)) or mine.get(key) != saved.get(key):
                 raise ValueError(
                     f"state_dict has {key}={saved.get(key)!r}, but this optimizer has {key}={mine.get(key)!r}"
                 )
         steps = state_dict["steps"]
-        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
-            raise ValueError(f"state_dict['steps'] must be a non-negative int, got {steps!r}")
+        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or not 0 <= steps <= sys.maxsize:
+            raise ValueError(f"state_dict['steps'] must be an int in [0, {sys.maxsize}], got {steps!r}")
         state = state_dict["state"]
         if state is not None:
             state = [self._loaded(entry, i) for i, entry in enumerate(_sequence(state, "state_dict['state']"))]

@@ -237,6 +237,19 @@ def test_sigmoid_is_in_the_unit_interval_and_monotone(backend, z):
     assert np.all(np.diff(s) >= 0)
 
 
+@pytest.mark.parametrize(("mean1", "cov", "prior1", "error"), [
+    ([0.0, 10**400], np.eye(2), 0.5, TypeError),       # an int beyond float: was OverflowError
+    ([0.0, 1.0], [[1.0, 2.0], [3.0]], 0.5, TypeError),  # ragged: was ValueError from NumPy's depths
+    ([0.0, 1.0], np.eye(2) * 1j, 0.5, TypeError),       # complex: was a ComplexWarning
+    ([0.0, np.nan], np.eye(2), 0.5, ValueError),
+    ([0.0, 1.0], np.eye(2), 10**400, ValueError),
+])
+def test_bayes_arguments_are_named(mean1, cov, prior1, error):
+    """Regression (hostile suite)."""
+    with pytest.raises(error, match="mean1|cov|prior1"):
+        refnet.bayes.shared_covariance_logistic(mean1, [0.0, 0.0], cov, prior1)
+
+
 @given(
     d=st.integers(1, 5),
     seed=st.integers(0, 2**32 - 1),

@@ -117,6 +117,8 @@ def test_bad_layers_and_networks_are_refused():
         refnet.Sequential([])
     with pytest.raises(TypeError, match=r"layers\[1\] must be a refnet layer"):
         refnet.Sequential([refnet.Dense(2, 2), np.tanh])
+    with pytest.raises(ValueError, match=r"n_in \* n_out .* is too large for one array"):
+        refnet.Dense(10**400, 3)   # regression (hostile suite): was an OverflowError in the initialiser
     with pytest.raises(RuntimeError, match="backward called before forward"):
         refnet.Dense(2, 2).backward(np.ones((1, 2)))
     with pytest.raises(TypeError, match="x must have dtype float32"):

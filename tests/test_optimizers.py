@@ -533,6 +533,12 @@ def test_load_state_dict_refuses_another_configuration():
         refnet.Adam(0.2).load_state_dict(saved)
     with pytest.raises(ValueError, match="state_dict must be"):
         refnet.Adam(0.1).load_state_dict({"state": []})
+    # Regression (hostile suite): a tampered config failed with AttributeError / NumPy's ambiguity error.
+    for config in ("0.5", {**saved["config"], "lr": np.array([0.1, 0.1])}):
+        with pytest.raises(ValueError, match=r"state_dict\['config'\] must be a dict|state_dict has lr="):
+            refnet.Adam(0.1).load_state_dict({**saved, "config": config})
+    with pytest.raises(ValueError, match=r"state_dict\['steps'\] must be an int in \[0, "):
+        refnet.Adam(0.1).load_state_dict({**saved, "steps": 10**400})   # overflowed at the next step
 
 
 # --- bad input ----------------------------------------------------------------------------

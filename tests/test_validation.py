@@ -148,6 +148,16 @@ class TestArguments:
         with pytest.raises(TypeError, match="pieces must be an integer"):
             refnet.maxout(np.zeros((2, 4)), pieces)
 
+    def test_pieces_beyond_a_c_integer_are_refused(self):
+        """Regression (hostile suite): 10**400 pieces divide an empty axis, then overflowed the kernel's ssize_t."""
+        with pytest.raises(ValueError, match="pieces must be at most"):
+            refnet.maxout(np.zeros((2, 0)), 10**400)
+
+    def test_prelu_slope_beyond_the_dtype_is_refused(self):
+        """Regression (hostile suite): a Python slope of 1e308 for float32 z warned of an overflow in a cast."""
+        with pytest.raises(ValueError, match=r"slope must fit in z's dtype \(float32\)"):
+            refnet.prelu(np.zeros(3, np.float32), 1e308)
+
     def test_pieces_must_divide_the_width(self):
         with pytest.raises(ValueError, match=r"pieces must divide the last axis of z \(6\) into whole groups, got 4"):
             refnet.maxout(np.zeros((2, 6)), 4)
