@@ -18,20 +18,18 @@ passed unchanged.  Anything else (another exception, a crash) fails.
 """
 
 import collections
-import io
+import contextlib
 import json
 import os
 import re
-import zipfile
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, note
+from hypothesis import given, note
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hynp
 
 import refnet
-from refnet import functional
 
 COUNTS = collections.Counter()
 DOCUMENTED = (TypeError, ValueError)
@@ -398,3 +396,30 @@ def test_ensemble_functions_on_anything(x, max_units, mode):
     outcome("other functions", refnet.ensemble.dropout_ensemble, net, x, max_units=max_units)
     outcome("other functions", refnet.ensemble.convert_dropout, net, mode)
     outcome("other functions", refnet.ensemble.dropout_parameter_groups, net, to=mode)
+
+
+@given(value=st.one_of(hostile_scalars, st.just("reference"), st.just("compiled"), st.just("Compiled")),
+       groups=st.one_of(hostile_scalars, st.lists(st.one_of(hostile_scalars, st.fixed_dictionaries(
+           {"params": st.one_of(hostile_scalars, st.lists(st.one_of(hostile_scalars, st.just("*.bias")), max_size=2))},
+           optional={"lr_scale": hostile_scalars, "weight_decay": hostile_scalars, "l1_scale": hostile_scalars})),
+           max_size=2)))
+def test_backends_groups_and_small_classes_on_anything(value, groups):
+    previous = refnet.get_backend()
+    try:
+        outcome("other functions", refnet.set_backend, value)
+    finally:
+        refnet.set_backend(previous)
+    with pytest.raises(DOCUMENTED) if value not in ("reference", "compiled") else contextlib.nullcontext():
+        with refnet.use_backend(value):
+            assert refnet.get_backend() == value
+    assert refnet.get_backend() == previous
+    optimizer = outcome("optimizers", refnet.Adam, 0.1, groups=groups)
+    if optimizer is not REFUSED:
+        outcome("optimizers", optimizer.step, [np.ones(2), np.ones(3)], [np.ones(2), np.ones(3)], ["0.w", "0.bias"])
+    outcome("other functions", refnet.network.PlainSGD, value)
+    net = _network()
+    named, grads = net.named_parameters(), net.gradients()
+    for penalty in (refnet.regularizers.L2(0.1), refnet.regularizers.L1(0.1)):
+        outcome("other functions", penalty.add_gradient, named, grads[:-1] if value is None else grads)
+    outcome("other functions", refnet.datasets.load_mnist, "/nonexistent-dir" if value is None else ".",
+            value, dtype=np.float32)
