@@ -93,11 +93,12 @@ class Layer:
     def _output_width(self, width):
         """The width of the output for inputs ``width`` wide, or raise ``ValueError`` saying why not.
 
-        ``width`` None (unknown) gives None where the output's width depends on
-        it.  Elementwise layers keep the width; ``Sequential`` chains these to
-        check a stack of layers, and its inputs, before any data flows.
+        None means unknown: ``width`` None gives None where the output's width
+        depends on it, and a layer that does not say (a subclass of this one)
+        gives None, so nothing after it is checked.  ``Sequential`` chains these
+        to check a stack of layers, and its inputs, before any data flows.
         """
-        return width
+        return None
 
     # What forward keeps for backward.  Inference through Sequential.predict or
     # evaluate (from a callback during fit, say) puts it back afterwards, so the
@@ -229,6 +230,9 @@ class _Activation(Layer):
 
     def _arguments(self):
         return () if self._argument is None else (getattr(self, self._argument),)
+
+    def _output_width(self, width):
+        return width   # elementwise (Maxout overrides)
 
     def config(self):
         return {} if self._argument is None else {self._argument: getattr(self, self._argument)}
@@ -381,6 +385,9 @@ class Dropout(Layer):
             grad_output = _validate.float_array(grad_output, "grad_output")
             return grad_output * grad_output.dtype.type(self.test_scale)
         return functional.dropout_backward(grad_output, mask, self.p, mode=self.mode)
+
+    def _output_width(self, width):
+        return width
 
     def config(self):
         return {"p": self.p, "mode": self.mode}

@@ -411,6 +411,8 @@ class Sequential:
         # Run the loss's checks on all targets at once, so a bad label fails
         # before any parameter has changed (rather than in some later batch).
         width = self._output_width(x.shape[1], x_name)
+        if width is None:   # a layer of the user's own does not say: ask the network
+            width = self._infer(x[:1]).shape[1]
         try:
             loss_function(np.full((len(x), width), 0.5, dtype=self.dtype), y)
         except (TypeError, ValueError) as error:

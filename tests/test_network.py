@@ -347,6 +347,15 @@ def test_layers_that_do_not_fit_together_are_refused_naming_the_layer():
         refnet.Sequential([refnet.Dense(4, 5), refnet.ReLU(), refnet.Maxout(2)])
     with pytest.raises(ValueError, match=r"layers\[1\] PReLU takes 3 inputs \(units\), got 5"):
         refnet.Sequential([refnet.Dense(4, 5), refnet.PReLU(3)])
+    # A layer of the user's own says nothing about widths: nothing after it is checked up front.
+    class Flatten(refnet.layers.Layer):
+        def forward(self, x, training=False):
+            return x.reshape(len(x), -1)
+
+    net = refnet.Sequential([refnet.Dense(4, 6), Flatten(), refnet.Dense(6, 2)])
+    assert net.predict(np.ones((1, 4))).shape == (1, 2)
+    assert net.evaluate(np.ones((3, 4)), [0, 1, 1], loss="softmax_cross_entropy")["loss"] > 0
+    refnet.Sequential([refnet.Dense(4, 6), Flatten(), refnet.Dense(5, 2)])
     # Widths flow through elementwise layers and Maxout; an unknown width is checked once known.
     net = refnet.Sequential([refnet.Tanh(), refnet.Maxout(2), refnet.Dense(3, 2)])
     assert net.predict(np.ones((2, 6))).shape == (2, 2)
