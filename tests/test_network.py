@@ -604,6 +604,13 @@ def test_the_finiteness_check_sees_one_bad_element_anywhere(dtype, bad):
             assert not check(0.5)
             grad[index] = saved
     assert check(0.0)
+    big = np.zeros(25_000, dtype)   # checked in blocks of 10,000: every block's edges count
+    check = _FiniteCheck([big])
+    for index in (0, 9_999, 10_000, 19_999, 20_000, 24_999):
+        big[index] = bad
+        assert not check(0.5)
+        big[index] = 0
+    assert check(0.5)
 
 
 def test_a_real_sigint_never_leaves_a_torn_step():
