@@ -19,7 +19,7 @@ from .functional import __all__ as _functions
 from .gradcheck import GradcheckResult, gradcheck
 from .layers import Dense, Dropout, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, Tanh
 from .losses import binary_cross_entropy_with_logits, cross_entropy, mean_squared_error, softmax_cross_entropy
-from .network import History, Sequential
+from .network import History, NonFiniteError, Sequential
 from .optim import SGD, Adagrad, Adam, Constant, InverseTime, RMSProp, StepDecay
 
 __version__ = "0.1.0"
@@ -48,6 +48,7 @@ __all__ = [
     "Tanh",
     "Sequential",
     "History",
+    "NonFiniteError",
     "GradientNorms",
     "EarlyStopping",
     "gradcheck",

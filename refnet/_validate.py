@@ -63,10 +63,32 @@ def finite_scalar(value, name):
     is_real_array = isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf"
     if isinstance(value, (bool, np.bool_)) or not (isinstance(value, numbers.Real) or is_real_array):
         raise TypeError(f"{name} must be a real number, got {value!r}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:   # an int beyond float's range, such as 10**400
+        raise ValueError(f"{name} must be finite, got an integer of {value.bit_length()} bits") from None
     if not math.isfinite(number):
         raise ValueError(f"{name} must be finite, got {number}")
     return number
+
+
+def leaky_slope(value, name="slope"):
+    """Return a Leaky ReLU slope as a float >= 0, or raise.
+
+    A negative slope would flip the sign of the negative side (not a leaky ReLU);
+    Keras refuses it too.  PReLU's learned slopes are not limited.
+    """
+    number = finite_scalar(value, name)
+    if number < 0:
+        raise ValueError(f"{name} must be >= 0 (a leaky ReLU keeps the sign of z), got {number}")
+    return number
+
+
+def flag(value, name):
+    """Return ``value`` as a bool, or raise unless it is True or False (not 0, 1 or "yes")."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def positive_int(value, name):
@@ -121,8 +143,10 @@ def output(out, shape, dtype, inputs, name="out"):
 
 
 def _same_view(a, b):
+    # The dtype too: a float view of a bool mask's memory is not the mask.
     return (
         a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.dtype == b.dtype
         and a.shape == b.shape
         and a.strides == b.strides
     )

@@ -14,7 +14,6 @@ The choice is held in a :class:`contextvars.ContextVar`, so threads and asyncio
 tasks each have their own and a ``with`` block never leaks into another.
 """
 
-import contextlib
 import contextvars
 
 from . import reference
@@ -52,14 +51,24 @@ def set_backend(name):
     _current.set(_checked(name))
 
 
-@contextlib.contextmanager
-def use_backend(name):
-    """Run the body of a ``with`` block on backend ``name``, then restore the previous one."""
-    token = _current.set(_checked(name))
-    try:
-        yield
-    finally:
-        _current.reset(token)
+class use_backend:
+    """Make ``name`` the active backend; as a ``with`` block, only for its body.
+
+    ``with use_backend("reference"): ...`` restores the previous backend at the
+    end of the block, even on an exception.  Called on its own, without ``with``,
+    it switches at once and for good, as :func:`set_backend` (it used to do
+    nothing at all, silently).
+    """
+
+    def __init__(self, name):
+        self._token = _current.set(_checked(name))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        _current.reset(self._token)
+        return False
 
 
 def active():

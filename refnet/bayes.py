@@ -17,13 +17,27 @@ References
 
 import numpy as np
 
+from . import _validate
+
 __all__ = ["shared_covariance_logistic", "gaussian_posterior"]
 
 
+def _finite(value, name):
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be an array of real numbers; {error}") from None
+    if array.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be an array of real numbers, got dtype {array.dtype}")
+    array = array.astype(np.float64)
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} must be finite")
+    return array
+
+
 def _check(mean1, mean2, cov, prior1):
-    mean1 = np.asarray(mean1, dtype=np.float64)
-    mean2 = np.asarray(mean2, dtype=np.float64)
-    cov = np.asarray(cov, dtype=np.float64)
+    mean1, mean2, cov = _finite(mean1, "mean1"), _finite(mean2, "mean2"), _finite(cov, "cov")
+    prior1 = _validate.finite_scalar(prior1, "prior1")
     if mean1.ndim != 1 or mean1.shape != mean2.shape:
         raise ValueError(f"mean1 and mean2 must be vectors of one length, got {mean1.shape} and {mean2.shape}")
     d = mean1.shape[0]

@@ -1,6 +1,7 @@
 r"""Callbacks for :meth:`Sequential.fit`: objects with any of its hooks.
 
-The hooks are ``on_train_begin(network, 0, logs)``, ``on_epoch_begin``,
+The hooks are ``on_train_begin(network, 0, logs)`` (``logs["metrics"]``: the
+keys every epoch's logs will have), ``on_epoch_begin``,
 ``on_batch_end`` (after the backward pass, before the optimizer's step, with
 the gradients readable), ``on_epoch_end`` and ``on_train_end``, each called as
 ``hook(network, index, logs)``; a hook stops training by setting
@@ -80,12 +81,21 @@ class EarlyStopping:
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
         self.monitor = monitor
-        self.patience = _validate.positive_int(patience + 1, "patience + 1") - 1
+        self.patience = _validate.non_negative_int(patience, "patience")
         self.min_delta = abs(_validate.finite_scalar(min_delta, "min_delta"))
         self.higher_is_better = mode == "max" or (mode == "auto" and "acc" in monitor)
         self.restore_best_weights = bool(restore_best_weights)
 
     def on_train_begin(self, network, index, logs):
+        # fit names the keys every epoch's logs will have: a monitor that is not
+        # among them ("val_loss" without validation data, a typo such as
+        # "val_acc") fails now, not after the first epoch.
+        metrics = logs.get("metrics")
+        if metrics is not None and self.monitor not in metrics:
+            raise ValueError(
+                f"EarlyStopping monitors {self.monitor!r}, which fit's epoch logs will not have "
+                f"(they will have {sorted(metrics)}; val_* needs validation_data)"
+            )
         self.best = -np.inf if self.higher_is_better else np.inf
         self.best_epoch, self.stopped_epoch, self.wait = None, None, 0
         self._best_weights = None

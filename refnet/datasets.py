@@ -17,7 +17,6 @@ References
    handwritten digits" (the IDX file format is described on that page).
 """
 
-import gzip
 import math
 import os
 import zlib
@@ -27,7 +26,7 @@ import numpy as np
 from ._validate import FLOAT_DTYPES, positive_int
 from .bayes import _check as _gaussian_parameters
 
-__all__ = ["read_idx", "load_mnist", "load_digits", "two_gaussians"]
+__all__ = ["read_idx", "load_mnist", "load_digits", "two_gaussians", "IDX_LIMIT"]
 
 # IDX type codes (the third byte of the magic number) and their big-endian dtypes.
 IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -35,37 +34,90 @@ IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x
 MNIST_FILES = {"train": "train", "test": "t10k"}
 
 
-def read_idx(path):
+# The most bytes read_idx unpacks a file to unless told otherwise: MNIST's training
+# images are 47 MB; a forged header or a gzip bomb is refused before it costs memory.
+IDX_LIMIT = 2**30
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def read_idx(path, *, max_bytes=IDX_LIMIT):
     """Read one IDX file (gzip-compressed or raw, told apart by its first bytes) into an array.
 
     The header is a magic number ``0x00 0x00 <type> <ndim>`` followed by
     ``ndim`` big-endian uint32 sizes; the data follow, big-endian, row-major.
 
+    Nothing is allocated or decompressed beyond the header before the sizes it
+    states are checked against ``max_bytes`` (:data:`IDX_LIMIT`, 1 GiB, by
+    default) and, for a raw file, against the file's size; a gzip stream is
+    decompressed only up to the size its header states.  A size of 0 gives an
+    empty array.
+
     Raises
     ------
     ValueError
-        For a wrong magic number, a header that does not fit, or data shorter
-        or longer than the sizes say (a truncated or foreign file).
+        For a wrong magic number, a header that does not fit, data shorter or
+        longer than the sizes say (a truncated or foreign file), or more than
+        ``max_bytes``.
     """
+    max_bytes = positive_int(max_bytes, "max_bytes")
     with open(path, "rb") as file:
-        data = file.read()
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (EOFError, OSError, zlib.error) as error:
-            raise ValueError(f"{path}: the gzip stream is damaged or truncated ({error})") from None
+        # (file.read(n) reserves n bytes up front: every read below is of a size already checked.)
+        file_size = os.fstat(file.fileno()).st_size
+        compressed = file.read(2) == _GZIP_MAGIC
+        file.seek(0)
+        if compressed:
+            # Deflate expands incompressible data by at most ~0.1 %: a bigger file is not one we would read.
+            if file_size > max_bytes + max_bytes // 64 + 2**16:
+                raise ValueError(f"{path}: {file_size} bytes compressed, more than max_bytes={max_bytes} allows")
+            stream = file.read()
+            read = lambda size: _gunzip(stream, size, path)  # noqa: E731
+        else:
+            read = lambda size: file.read(min(size, file_size))  # noqa: E731
+        dtype, shape, header = _idx_header(read(4 + 4 * 255), path)
+        expected = header + dtype.itemsize * math.prod(shape)   # Python ints: a forged header cannot wrap around
+        if expected > max_bytes:
+            raise ValueError(f"{path}: shape {shape} needs {expected} bytes, more than max_bytes={max_bytes}")
+        if not compressed:
+            file.seek(0)
+        data = read(expected + 1)
+    if len(data) < expected:
+        raise ValueError(f"{path}: truncated: {len(data)} bytes where shape {shape} needs {expected}")
+    if len(data) > expected:
+        raise ValueError(f"{path}: longer than its header says: shape {shape} needs {expected} bytes")
+    array = np.frombuffer(data, dtype, math.prod(shape), header)
+    return array.reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _idx_header(data, path):
+    """(big-endian dtype, shape, header length) from the first bytes of an IDX file."""
     if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] not in IDX_TYPES:
         raise ValueError(f"{path} is not an IDX file: wrong magic number {data[:4].hex() or '(empty)'}")
     dtype, ndim = np.dtype(IDX_TYPES[data[2]]), data[3]
     header = 4 + 4 * ndim
     if len(data) < header:
         raise ValueError(f"{path}: truncated header ({len(data)} bytes, {ndim} sizes need {header})")
-    shape = tuple(int(size) for size in np.frombuffer(data, ">u4", ndim, offset=4))
-    expected = header + dtype.itemsize * math.prod(shape)   # Python ints: a forged header cannot wrap around
-    if len(data) != expected:
-        problem = "truncated" if len(data) < expected else "longer than its header says"
-        raise ValueError(f"{path}: {problem}: {len(data)} bytes where shape {shape} needs {expected}")
-    return np.frombuffer(data, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    return dtype, tuple(int(size) for size in np.frombuffer(data, ">u4", ndim, offset=4)), header
+
+
+def _gunzip(stream, size, path):
+    """The first ``size`` bytes (fewer if it ends sooner) of gzip data of one or more members.
+
+    Decompressed with zlib's ``max_length``, so a gzip bomb costs at most ``size`` bytes.
+    """
+    out = bytearray()
+    try:
+        while stream and len(out) < size:
+            member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            out += member.decompress(stream, size - len(out))
+            if not member.eof:
+                if member.unconsumed_tail:   # stopped at size
+                    break
+                raise EOFError("the stream ends inside a gzip member")
+            stream = member.unused_data
+    except (EOFError, zlib.error) as error:
+        raise ValueError(f"{path}: the gzip stream is damaged or truncated ({error})") from None
+    return bytes(out)
 
 
 def _float_dtype(dtype):
@@ -114,7 +166,7 @@ def load_mnist(directory, subset="test", *, dtype=np.float64, flatten=True):
     if labels.size and labels.max() > 9:
         raise ValueError(f"{labels_path}: labels must be digits 0-9, found {labels.max()}")
     x = images.astype(dtype) / dtype.type(255)
-    return (x.reshape(len(x), -1) if flatten else x), labels.astype(np.int64)
+    return (x.reshape(len(x), math.prod(x.shape[1:])) if flatten else x), labels.astype(np.int64)
 
 
 def load_digits(*, dtype=np.float64):

@@ -15,6 +15,7 @@ what the forward pass saw, and return ∂L/∂(input).
 """
 
 import math
+import sys
 
 import numpy as np
 
@@ -166,19 +167,19 @@ def leaky_relu(z, slope=DEFAULT_LEAKY_SLOPE, out=None):
     >>> refnet.leaky_relu([-100.0, 3.0])
     array([-1.,  3.])
     """
-    slope = _validate.finite_scalar(slope, "slope")
+    slope = _validate.leaky_slope(slope)
     return _elementwise("leaky_relu", [_validate.float_array(z, "z")], out, (slope,))
 
 
 def leaky_relu_derivative(z, slope=DEFAULT_LEAKY_SLOPE, out=None):
     r"""Leaky ReLU' = 1 where z > 0, else slope — **slope at the kink z = 0** (as PyTorch)."""
-    slope = _validate.finite_scalar(slope, "slope")
+    slope = _validate.leaky_slope(slope)
     return _elementwise("leaky_relu_derivative", [_validate.float_array(z, "z")], out, (slope,))
 
 
 def leaky_relu_backward(grad_output, z, slope=DEFAULT_LEAKY_SLOPE, out=None):
     r"""∂L/∂z = ∂L/∂a where z > 0, else slope·∂L/∂a."""
-    slope = _validate.finite_scalar(slope, "slope")
+    slope = _validate.leaky_slope(slope)
     return _elementwise("leaky_relu_backward", _input_and_grad(grad_output, z), out, (slope,))
 
 
@@ -194,7 +195,11 @@ def _prelu_slope(slope, z):
         if slope.dtype != z.dtype:
             raise TypeError(f"slope must have the dtype of z ({z.dtype}), got {slope.dtype}")
     else:
-        slope = _validate.float_array(slope, "slope").astype(z.dtype)
+        given = _validate.float_array(slope, "slope")
+        with np.errstate(over="ignore"):
+            slope = given.astype(z.dtype)
+        if np.isinf(slope).any() and np.isfinite(given).all():
+            raise ValueError(f"slope must fit in z's dtype ({z.dtype}), got {given.max()!r} beyond its range")
     units = z.shape[-1] if z.ndim else 1
     if slope.shape in ((), (1,)):
         return slope, np.full(units, slope.reshape(()), dtype=z.dtype)
@@ -292,6 +297,8 @@ def _maxout_input(z, pieces):
     _validate.at_least_1d(z, "z")
     pieces = _validate.positive_int(pieces, "pieces")
     width = z.shape[-1]
+    if pieces > sys.maxsize:   # divides an empty axis, but the kernels take a C ssize_t
+        raise ValueError(f"pieces must be at most {sys.maxsize}, got {pieces}")
     if width % pieces:
         raise ValueError(
             f"pieces must divide the last axis of z ({width}) into whole groups, got {pieces}"
@@ -382,7 +389,7 @@ def dense(x, weight, bias, activation=None, slope=DEFAULT_LEAKY_SLOPE):
     weight, bias = _dense_parameters(weight, bias)
     x = _dense_input(x, weight)
     name = _dense_activation(activation)
-    slope = _validate.finite_scalar(slope, "slope")
+    slope = _validate.leaky_slope(slope)
     z = np.empty((x.shape[0], weight.shape[1]), dtype=weight.dtype)
     out = z if name == "identity" else np.empty_like(z)
     active().dense_forward(x, weight, bias, name, slope, z, out)
@@ -404,7 +411,7 @@ def dense_backward(grad_output, x, weight, z, activation=None, slope=DEFAULT_LEA
     z = _validate.like(z, "z", weight.dtype, shape, "x @ weight")
     grad_output = _validate.like(grad_output, "grad_output", weight.dtype, shape, "z")
     name = _dense_activation(activation)
-    slope = _validate.finite_scalar(slope, "slope")
+    slope = _validate.leaky_slope(slope)
     grad_z = np.empty_like(z)
     grad_input = np.empty_like(x)
     grad_weight = np.empty_like(weight)
@@ -492,7 +499,7 @@ def dropout_backward(grad_output, mask, p, *, mode="inverted", out=None):
     if mask.shape != grad_output.shape:
         raise ValueError(f"mask must have the shape of grad_output {grad_output.shape}, got {mask.shape}")
     mask = np.ascontiguousarray(mask)
-    target, result = _validate.output(out, grad_output.shape, grad_output.dtype, [grad_output])
+    target, result = _validate.output(out, grad_output.shape, grad_output.dtype, [grad_output, mask])
     active().dropout_backward(grad_output.reshape(-1), mask.view(np.uint8).reshape(-1), scale,
                               target.reshape(-1))
     return _finish(target, result, out)

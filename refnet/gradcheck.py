@@ -168,10 +168,17 @@ def _model_objective(model, x, y, loss, seed):
 
 
 def _loss_objective(loss_function, x, y):
+    def evaluated():
+        result = loss_function(x, y)
+        if not (isinstance(result, tuple) and len(result) == 2 and np.shape(result[1]) == x.shape):
+            raise TypeError(f"target must be a loss function returning (loss, grad shaped like x {x.shape}), "
+                            f"got {type(result).__name__} from {loss_function!r}")
+        return result
+
     def scalar():
-        return loss_function(x, y)[0]
+        return evaluated()[0]
 
     def analytic():
-        return [loss_function(x, y)[1].copy()]
+        return [np.array(evaluated()[1], dtype=np.float64)]
 
     return scalar, analytic

@@ -21,6 +21,7 @@ References
 """
 
 import math
+import sys
 
 import numpy as np
 
@@ -89,6 +90,29 @@ class Layer:
         """The constructor's keyword arguments, as JSON-able values (for saving)."""
         return {}
 
+    def _output_width(self, width):
+        """The width of the output for inputs ``width`` wide, or raise ``ValueError`` saying why not.
+
+        None means unknown: ``width`` None gives None where the output's width
+        depends on it, and a layer that does not say (a subclass of this one)
+        gives None, so nothing after it is checked.  ``Sequential`` chains these
+        to check a stack of layers, and its inputs, before any data flows.
+        """
+        return None
+
+    # What forward keeps for backward.  Inference through Sequential.predict or
+    # evaluate (from a callback during fit, say) puts it back afterwards, so the
+    # next backward pass sees the training forward it belongs to.
+    _BACKWARD_STATE = ("_x", "_z", "_mask")
+
+    def _backward_state(self):
+        return {key: self.__dict__[key] for key in self._BACKWARD_STATE if key in self.__dict__}
+
+    def _restore_backward_state(self, state):
+        for key in self._BACKWARD_STATE:
+            self.__dict__.pop(key, None)
+        self.__dict__.update(state)
+
     def _saved(self, attribute):
         if not hasattr(self, attribute):
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
@@ -133,11 +157,13 @@ class Dense(Layer):
         self.n_in = _validate.positive_int(n_in, "n_in")
         self.n_out = _validate.positive_int(n_out, "n_out")
         self.activation = _dense_activation(activation)
-        self.slope = _validate.finite_scalar(slope, "slope")
+        self.slope = _validate.leaky_slope(slope)
         if not isinstance(init, str) or init not in INITIALISERS:
             raise ValueError(f"init must be one of {sorted(INITIALISERS)}, got {init!r}")
         self.init = init
         self.dtype = _float_dtype(dtype)
+        if self.n_in * self.n_out > sys.maxsize // self.dtype.itemsize:
+            raise ValueError(f"n_in * n_out ({self.n_in} * {self.n_out}) is too large for one array")
         weight, bias = INITIALISERS[init](np.random.default_rng(seed), self.n_in, self.n_out)
         self.weight = weight.astype(self.dtype)
         self.bias = bias.astype(self.dtype)
@@ -162,8 +188,10 @@ class Dense(Layer):
         shape = (x.shape[0], self.n_out)
         if self.activation == "identity":
             z = out = np.empty(shape, dtype=self.dtype)   # z is the output, so it is the caller's
-        else:
+        elif training:
             z, out = self._work_array("_z_work", shape), np.empty(shape, dtype=self.dtype)
+        else:   # not into the work array, which holds the z of a training pass not yet back-propagated
+            z, out = np.empty(shape, dtype=self.dtype), np.empty(shape, dtype=self.dtype)
         active().dense_forward(x, self.weight, self.bias, self.activation, self.slope, z, out)
         self._x, self._z = x, z
         return out
@@ -177,6 +205,11 @@ class Dense(Layer):
                                 self._work_array("_grad_z_work", z.shape), grad_input,
                                 self.grad_weight, self.grad_bias)
         return grad_input
+
+    def _output_width(self, width):
+        if width is not None and width != self.n_in:
+            raise ValueError(f"takes {self.n_in} inputs (n_in), got {width}")
+        return self.n_out
 
     def gradients(self):
         return [self.grad_weight, self.grad_bias]
@@ -197,6 +230,9 @@ class _Activation(Layer):
 
     def _arguments(self):
         return () if self._argument is None else (getattr(self, self._argument),)
+
+    def _output_width(self, width):
+        return width   # elementwise (Maxout overrides)
 
     def config(self):
         return {} if self._argument is None else {self._argument: getattr(self, self._argument)}
@@ -233,7 +269,7 @@ class LeakyReLU(_Activation):
     _function, _backward, _argument = functional.leaky_relu, functional.leaky_relu_backward, "slope"
 
     def __init__(self, slope=DEFAULT_LEAKY_SLOPE):
-        self.slope = _validate.finite_scalar(slope, "slope")
+        self.slope = _validate.leaky_slope(slope)
 
 
 class Maxout(_Activation):
@@ -243,6 +279,13 @@ class Maxout(_Activation):
 
     def __init__(self, pieces):
         self.pieces = _validate.positive_int(pieces, "pieces")
+
+    def _output_width(self, width):
+        if width is None:
+            return None
+        if width % self.pieces:
+            raise ValueError(f"takes a width divisible by pieces={self.pieces}, got {width}")
+        return width // self.pieces
 
 
 class PReLU(Layer):
@@ -273,6 +316,11 @@ class PReLU(Layer):
         grad_input, _ = functional.prelu_backward(grad_output, self._saved("_x"), self.slope,
                                                   out=(None, self.grad_slope))
         return grad_input
+
+    def _output_width(self, width):
+        if width is not None and self.units is not None and width != self.units:
+            raise ValueError(f"takes {self.units} inputs (units), got {width}")
+        return width if self.units is None else self.units
 
     def gradients(self):
         return [self.grad_slope]
@@ -337,6 +385,9 @@ class Dropout(Layer):
             grad_output = _validate.float_array(grad_output, "grad_output")
             return grad_output * grad_output.dtype.type(self.test_scale)
         return functional.dropout_backward(grad_output, mask, self.p, mode=self.mode)
+
+    def _output_width(self, width):
+        return width
 
     def config(self):
         return {"p": self.p, "mode": self.mode}

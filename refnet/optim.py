@@ -67,6 +67,7 @@ import fnmatch
 import math
 import numbers
 import operator
+import sys
 
 import numpy as np
 
@@ -134,10 +135,7 @@ def _in_range(value, name, low, high=None, high_open=False):
     return number
 
 
-def _flag(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
+_flag = _validate.flag
 
 
 def _param(array, index):
@@ -240,8 +238,19 @@ class Optimizer:
         return self._steps
 
     def lr_at(self, t):
-        """The scheduled learning rate of step ``t`` (``t`` steps taken before it)."""
-        return self.lr * self.schedule.factor(t)
+        """The scheduled learning rate of step ``t`` (``t`` steps taken before it).
+
+        The schedule's factor must be a finite real >= 0: a NaN, infinite or
+        negative one is refused before any parameter is written.
+        """
+        try:
+            factor = _validate.finite_scalar(self.schedule.factor(t), f"its factor at step {t}")
+            if factor < 0:
+                raise ValueError(f"its factor at step {t} must be >= 0, got {factor}")
+            lr = _validate.finite_scalar(self.lr * factor, f"lr * its factor at step {t}")
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"schedule {self.schedule!r}: {error}") from None
+        return lr
 
     def step(self, params, grads, names=None):
         """Update ``params`` in place from ``grads``; ``names`` (optional) select groups by name.
@@ -356,14 +365,16 @@ class Optimizer:
         if state_dict["optimizer"] != type(self).__name__:
             raise ValueError(f"state_dict is from {state_dict['optimizer']}, not {type(self).__name__}")
         mine, saved = self._config(), state_dict["config"]
-        for key in sorted(set(mine) | set(saved)):
-            if mine.get(key) != saved.get(key):
+        if not isinstance(saved, dict):
+            raise ValueError(f"state_dict['config'] must be a dict, got {type(saved).__name__}")
+        for key in sorted(set(mine) | set(saved), key=str):
+            if type(mine.get(key)) is not type(saved.get(key)) or mine.get(key) != saved.get(key):
                 raise ValueError(
                     f"state_dict has {key}={saved.get(key)!r}, but this optimizer has {key}={mine.get(key)!r}"
                 )
         steps = state_dict["steps"]
-        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
-            raise ValueError(f"state_dict['steps'] must be a non-negative int, got {steps!r}")
+        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or not 0 <= steps <= sys.maxsize:
+            raise ValueError(f"state_dict['steps'] must be an int in [0, {sys.maxsize}], got {steps!r}")
         state = state_dict["state"]
         if state is not None:
             state = [self._loaded(entry, i) for i, entry in enumerate(_sequence(state, "state_dict['state']"))]

@@ -24,6 +24,8 @@ def assert_same_bits(a, b):
     a, b = np.asarray(a), np.asarray(b)
     assert a.dtype == b.dtype and a.shape == b.shape
     np.testing.assert_array_equal(a, b)
+    numbers = ~np.isnan(a)
+    np.testing.assert_array_equal(np.signbit(a[numbers]), np.signbit(b[numbers]))   # -0.0 is not +0.0
 
 
 @st.composite
@@ -38,6 +40,36 @@ def rows_and_groups(draw, max_pieces=4):
 
 
 # --- compiled == reference --------------------------------------------------------
+
+def test_relu_of_minus_zero_is_minus_zero_as_in_pytorch(each_backend):
+    """Regression: -0.0 on the compiled backend, +0.0 (NumPy's maximum) on the reference.
+
+    The convention is PyTorch's: ReLU passes every z that is not below 0 unchanged.
+    """
+    z = np.array([-0.0, 0.0, -1.0])
+    got = refnet.relu(z)
+    np.testing.assert_array_equal(np.signbit(got), [True, False, False])
+    torch = pytest.importorskip("torch")
+    np.testing.assert_array_equal(np.signbit(torch.relu(torch.from_numpy(z)).numpy()), np.signbit(got))
+
+
+# The exponential tails underflow (exp(-800) = 0 in float64); an overflow gives inf.
+EXTREMES = np.array([-800.0, 800.0, -1e308, 1e308, -np.inf, np.inf, -0.0, 5e-324])
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "sigmoid_derivative", "sigmoid_backward", "tanh",
+                                  "tanh_derivative", "tanh_backward", "softmax", "softmax_backward"])
+def test_the_callers_floating_point_error_state_changes_nothing(name):
+    """Regression: under np.errstate(all="raise") the reference raised FloatingPointError (exp
+    underflow at z = -800) where the compiled backend returns the IEEE result."""
+    function = getattr(refnet, name)
+    args = (EXTREMES,) if name.count("_") == 0 or name.endswith("derivative") else (np.ones(8), EXTREMES)
+    expected = on_both(function, *args)
+    with np.errstate(all="raise"):
+        got = on_both(function, *args)
+    for before, after in zip(expected, got):
+        assert_same_bits(after, before)
+
 
 EXACT_UNARY = ["relu", "relu_derivative", "leaky_relu", "leaky_relu_derivative"]
 EXACT_BACKWARD = ["relu_backward", "leaky_relu_backward"]
@@ -61,7 +93,7 @@ def test_relu_family_backward_twins_agree_to_the_bit(name, data):
     assert_same_bits(*on_both(getattr(refnet, name), grad, z))
 
 
-@given(data=st.data(), slope=st.floats(-1, 1))  # |slope| <= 1: slope * z cannot overflow
+@given(data=st.data(), slope=st.floats(0, 1))  # slope <= 1: slope * z cannot overflow
 def test_leaky_relu_with_any_slope_twins_agree(data, slope):
     z = data.draw(dtype_and_array())
     assert_same_bits(*on_both(refnet.leaky_relu, z, slope=slope))
@@ -203,6 +235,19 @@ def test_sigmoid_is_in_the_unit_interval_and_monotone(backend, z):
         s = refnet.sigmoid(np.sort(z.ravel()))
     assert np.all((s >= 0) & (s <= 1))
     assert np.all(np.diff(s) >= 0)
+
+
+@pytest.mark.parametrize(("mean1", "cov", "prior1", "error"), [
+    ([0.0, 10**400], np.eye(2), 0.5, TypeError),       # an int beyond float: was OverflowError
+    ([0.0, 1.0], [[1.0, 2.0], [3.0]], 0.5, TypeError),  # ragged: was ValueError from NumPy's depths
+    ([0.0, 1.0], np.eye(2) * 1j, 0.5, TypeError),       # complex: was a ComplexWarning
+    ([0.0, np.nan], np.eye(2), 0.5, ValueError),
+    ([0.0, 1.0], np.eye(2), 10**400, ValueError),
+])
+def test_bayes_arguments_are_named(mean1, cov, prior1, error):
+    """Regression (hostile suite)."""
+    with pytest.raises(error, match="mean1|cov|prior1"):
+        refnet.bayes.shared_covariance_logistic(mean1, [0.0, 0.0], cov, prior1)
 
 
 @given(

@@ -63,6 +63,17 @@ def test_use_backend_restores_after_an_exception():
     assert refnet.get_backend() == "compiled"
 
 
+def test_use_backend_without_with_switches_for_good():
+    """Regression: called without `with`, it silently did nothing."""
+    try:
+        refnet.use_backend("reference")
+        assert refnet.get_backend() == "reference"
+    finally:
+        refnet.set_backend("compiled")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        refnet.use_backend("fast")
+
+
 def test_set_backend_is_per_thread():
     seen = []
 

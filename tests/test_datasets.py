@@ -1,6 +1,7 @@
 """Datasets: the real MNIST test files, hand-made IDX files (good and broken), digits, two Gaussians."""
 
 import gzip
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -66,6 +67,50 @@ def test_broken_idx_files_are_refused(tmp_path, damage, message):
     path.write_bytes(damage(data))
     with pytest.raises(ValueError, match=message):
         read_idx(path)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_empty_idx_files_load_as_empty_arrays(tmp_path, compress):
+    """Regression: valid files of zero images were refused with a reshape error."""
+    _write_mnist(tmp_path, np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.uint8), compress)
+    x, y = load_mnist(tmp_path, dtype=np.float32)
+    assert x.shape == (0, 784) and x.dtype == np.float32 and y.shape == (0,) and y.dtype == np.int64
+    assert load_mnist(tmp_path, flatten=False)[0].shape == (0, 28, 28)
+
+
+def _read_refused_without_allocating(path, message, **options):
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=message):
+            read_idx(path, **options)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**21   # the stated sizes were never allocated nor decompressed
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_forged_sizes_and_gzip_bombs_are_refused_before_they_cost_memory(tmp_path, compress):
+    """Regression: a gzip-bombed IDX file was decompressed without a bound."""
+    path = tmp_path / "forged"
+    write = lambda data: path.write_bytes(gzip.compress(data) if compress else data)  # noqa: E731
+    # A header stating 60000 x 2^16 x 2^16 bytes (2.6e14) over 10 bytes of data.
+    write(bytes([0, 0, 8, 3]) + b"".join(n.to_bytes(4, "big") for n in (60000, 2**16, 2**16)) + bytes(10))
+    _read_refused_without_allocating(path, r"needs 257698037760016 bytes, more than max_bytes=1073741824")
+    # An honest header over 64 MiB of zeros (64 KiB gzipped): over a 1 MiB limit, refused unread.
+    write(_idx(np.zeros((2**20, 64), np.uint8)))
+    _read_refused_without_allocating(path, "more than max_bytes=1048576", max_bytes=2**20)
+    # A small header followed by a bomb: decompressed only one byte past the stated size.
+    write(_idx(np.zeros((2, 3), np.uint8)) + bytes(2**26))
+    _read_refused_without_allocating(path, "longer than its header says")
+
+
+def test_gzip_of_several_members_is_read_whole(tmp_path):
+    data = _idx(np.arange(24, dtype=np.uint8).reshape(2, 3, 4))
+    (tmp_path / "two.gz").write_bytes(gzip.compress(data[:10]) + gzip.compress(data[10:]))
+    assert read_idx(tmp_path / "two.gz").tolist() == np.arange(24).reshape(2, 3, 4).tolist()
+    with pytest.raises(ValueError, match="max_bytes must be a positive integer"):
+        read_idx(tmp_path / "two.gz", max_bytes=-1)
 
 
 def test_mnist_files_that_do_not_fit_together_are_refused(tmp_path):

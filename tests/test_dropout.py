@@ -164,3 +164,17 @@ def test_out_takes_the_output_and_the_mask():
     np.testing.assert_array_equal(output, np.where(mask, 2 * z, 0))
     with pytest.raises(TypeError, match=r"out\[1\] must have dtype bool"):
         refnet.dropout(z, 0.5, np.random.default_rng(4), out=(output, np.empty(8, np.uint8)))
+
+
+@pytest.mark.parametrize("offset", [0, 8, 100])
+def test_backward_into_out_overlapping_the_mask(offset, each_backend):
+    """Regression: the compiled kernel read mask bytes it had already overwritten."""
+    memory = np.zeros(16 * 8 + 16, np.uint8)
+    out = memory[:128].view(np.float64)
+    mask = memory[offset : offset + 16].view(np.bool_)
+    mask[...] = np.arange(16) % 3 != 0
+    kept = mask.copy()
+    grad = np.arange(1.0, 17.0)
+    result = refnet.dropout_backward(grad, mask, 0.5, out=out)
+    assert result is out
+    np.testing.assert_array_equal(out, np.where(kept, 2 * grad, 0))

@@ -106,6 +106,9 @@ def test_float32_is_refused_with_the_reason():
         refnet.gradcheck(refnet.softmax_cross_entropy, np.ones((1, 2), np.float32), [0])
     with pytest.raises(TypeError, match="target must be a layer"):
         refnet.gradcheck(3, np.ones((1, 2)))
+    # Regression (hostile suite): a callable that is not a loss failed with an IndexError.
+    with pytest.raises(TypeError, match=r"target must be a loss function returning \(loss, grad"):
+        refnet.gradcheck(refnet.sigmoid, np.ones((1, 2)))
 
 
 def test_gradcheck_leaves_inputs_and_parameters_exactly_as_they_were():

@@ -1,6 +1,11 @@
 """Layers, Sequential and its training loop: closed forms, independent recomputations, callbacks."""
 
+import contextlib
+import io
+import subprocess
 import sys
+import tracemalloc
+import zipfile
 
 import numpy as np
 import pytest
@@ -112,6 +117,8 @@ def test_bad_layers_and_networks_are_refused():
         refnet.Sequential([])
     with pytest.raises(TypeError, match=r"layers\[1\] must be a refnet layer"):
         refnet.Sequential([refnet.Dense(2, 2), np.tanh])
+    with pytest.raises(ValueError, match=r"n_in \* n_out .* is too large for one array"):
+        refnet.Dense(10**400, 3)   # regression (hostile suite): was an OverflowError in the initialiser
     with pytest.raises(RuntimeError, match="backward called before forward"):
         refnet.Dense(2, 2).backward(np.ones((1, 2)))
     with pytest.raises(TypeError, match="x must have dtype float32"):
@@ -173,6 +180,36 @@ def test_same_seed_same_training():
     assert runs[0] == runs[1]
 
 
+_DETERMINISM_SCRIPT = """
+import hashlib, numpy as np, refnet
+rng = np.random.default_rng(0)
+x, y = rng.standard_normal((96, 8)), rng.integers(0, 4, 96)
+net = refnet.Sequential([refnet.Dense(8, 32, activation="relu", seed=1), refnet.Dropout(0.3, seed=2),
+                         refnet.Dense(32, 16, activation="tanh", seed=3), refnet.Maxout(2), refnet.Dense(8, 4, seed=4)])
+history = net.fit(x, y, loss="softmax_cross_entropy", optimizer=refnet.Adam(0.01, weight_decay=1e-3), epochs=3,
+                  batch_size=16, seed=5, validation_data=(x[:20], y[:20]))
+print(hashlib.sha256(b"".join(p.tobytes() for p in net.parameters()) + repr(dict(history)).encode()).hexdigest())
+"""
+
+
+def _trained_digest():
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(_DETERMINISM_SCRIPT, {})
+    return out.getvalue().strip()
+
+
+def test_same_seed_same_bits_within_and_across_processes(tmp_path):
+    """Same seed, build and thread settings: bit-identical parameters and history (README, "Reliability")."""
+    digest = _trained_digest()
+    assert _trained_digest() == digest
+    # From another directory: run from the repository, `import refnet` would find the source folder.
+    result = subprocess.run([sys.executable, "-c", _DETERMINISM_SCRIPT], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == digest
+
+
 class Recorder:
     def __init__(self, stop_at=None):
         self.events, self.stop_at = [], stop_at
@@ -203,6 +240,36 @@ def test_callbacks_see_gradients_before_the_step_and_can_stop():
     assert recorder.events[-1][2] == ["accuracy", "loss"] and len(history["loss"]) == 1
     for (before, grad), after in zip(recorder.before, net.parameters()):
         np.testing.assert_array_equal(after, before - 0.25 * grad)
+
+
+def test_inference_during_fit_does_not_change_training():
+    """Regression: predict/evaluate between a training forward and its backward (from a loss
+    or a callback) overwrote the layers' saved inputs and a shared work array."""
+    x, y = _blobs(40)
+    loss_calls = 0
+
+    def watched_loss(output, target):
+        nonlocal loss_calls
+        loss_calls += 1
+        net.predict(x[:10])                    # the batch's shape: the same work arrays
+        net.evaluate(x[:3], y[:3], loss="softmax_cross_entropy")
+        return refnet.softmax_cross_entropy(output, target)
+
+    class Monitor:
+        def on_batch_end(self, network, batch, logs):
+            network.predict(x)
+
+    final = []
+    for loss, callbacks in (("softmax_cross_entropy", []), (watched_loss, [Monitor()])):
+        net = refnet.Sequential([refnet.Dense(4, 6, activation="relu", seed=0), refnet.Dropout(0.2, seed=3),
+                                 refnet.Dense(6, 6, activation="tanh", seed=1), refnet.Maxout(2),
+                                 refnet.Dense(3, 3, seed=2)])
+        net.fit(x, y, loss=loss, optimizer=refnet.Adam(0.05), epochs=2, batch_size=10, seed=1,
+                callbacks=callbacks)
+        final.append(net.parameters())
+    assert loss_calls > 4   # the watched run really ran its inference inside training
+    for quiet, watched in zip(*final):
+        np.testing.assert_array_equal(watched, quiet)
 
 
 def test_gradient_norms_callback_records_each_parameter_per_batch():
@@ -246,12 +313,54 @@ def test_bad_fit_arguments_fail_before_training():
         net.fit(x, y[:-1], loss="softmax_cross_entropy", **fit)
     with pytest.raises(ValueError, match="loss must be a callable or one of"):
         net.fit(x, y, loss="hinge", **fit)
-    with pytest.raises(TypeError, match="optimizer must have a step"):
+    with pytest.raises(TypeError, match="optimizer must be an object with a step"):
         net.fit(x, y, loss="softmax_cross_entropy", optimizer=0.1, epochs=1, batch_size=5)
     with pytest.raises(TypeError, match="x must have dtype float32"):
         refnet.Sequential([refnet.Dense(4, 3, dtype=np.float32)]).fit(x, y, loss="softmax_cross_entropy", **fit)
+    # Regressions: each of these failed late, or with a message naming the wrong thing.
+    problems = [
+        (dict(x=x[:, :3]), ValueError, r"x of shape \(20, 3\) does not fit the network: layers\[0\] Dense takes 4 inputs"),
+        (dict(validation_data=(x[:5, :3], y[:5])), ValueError, r"validation_data\[0\] of shape \(5, 3\)"),
+        (dict(validation_data=(x[:5], y[:4])), ValueError, r"validation_data\[1\] must have one target per row of validation_data\[0\] \(5\)"),
+        (dict(validation_data=x), TypeError, r"validation_data must be a pair"),
+        (dict(y=y + 3), ValueError, r"y does not suit the loss: labels must lie in \[0, 3\)"),
+        (dict(y=np.float64(1)), ValueError, "y must have one target per row of x"),
+        (dict(optimizer=refnet.Adam), TypeError, r"optimizer must be an object .* got <class"),
+        (dict(callbacks=refnet.EarlyStopping()), TypeError, r"callbacks must be a list .*pass \[callback\]"),
+        (dict(callbacks=[refnet.GradientNorms]), TypeError, r"callbacks\[0\] must be a callback object, got the class"),
+        (dict(callbacks=[refnet.EarlyStopping()]), ValueError, r"monitors 'val_loss', which fit's epoch logs will not have"),
+        (dict(callbacks=[refnet.EarlyStopping("val_acc")], validation_data=(x, y)), ValueError, "monitors 'val_acc'"),
+    ]
+    for change, error, message in problems:
+        arguments = dict(x=x, y=y, loss="softmax_cross_entropy", **fit) | change
+        with pytest.raises(error, match=message):
+            net.fit(arguments.pop("x"), arguments.pop("y"), **arguments)
     for p, b in zip(net.parameters(), before):
         assert np.array_equal(p, b)
+
+
+def test_layers_that_do_not_fit_together_are_refused_naming_the_layer():
+    """Regression: accepted, then failing at forward without naming the layer."""
+    with pytest.raises(ValueError, match=r"layers\[1\] Dense takes 32 inputs \(n_in\), got 16 \(from layers\[0\] Dense\)"):
+        refnet.Sequential([refnet.Dense(64, 16), refnet.Dense(32, 10)])
+    with pytest.raises(ValueError, match=r"layers\[2\] Maxout takes a width divisible by pieces=2, got 5"):
+        refnet.Sequential([refnet.Dense(4, 5), refnet.ReLU(), refnet.Maxout(2)])
+    with pytest.raises(ValueError, match=r"layers\[1\] PReLU takes 3 inputs \(units\), got 5"):
+        refnet.Sequential([refnet.Dense(4, 5), refnet.PReLU(3)])
+    # A layer of the user's own says nothing about widths: nothing after it is checked up front.
+    class Flatten(refnet.layers.Layer):
+        def forward(self, x, training=False):
+            return x.reshape(len(x), -1)
+
+    net = refnet.Sequential([refnet.Dense(4, 6), Flatten(), refnet.Dense(6, 2)])
+    assert net.predict(np.ones((1, 4))).shape == (1, 2)
+    assert net.evaluate(np.ones((3, 4)), [0, 1, 1], loss="softmax_cross_entropy")["loss"] > 0
+    refnet.Sequential([refnet.Dense(4, 6), Flatten(), refnet.Dense(5, 2)])
+    # Widths flow through elementwise layers and Maxout; an unknown width is checked once known.
+    net = refnet.Sequential([refnet.Tanh(), refnet.Maxout(2), refnet.Dense(3, 2)])
+    assert net.predict(np.ones((2, 6))).shape == (2, 2)
+    with pytest.raises(ValueError, match=r"x of shape \(2, 4\) does not fit the network: layers\[2\] Dense takes 3 inputs"):
+        net.predict(np.ones((2, 4)))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -374,3 +483,177 @@ def test_foreign_and_pickled_files_never_run_code(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError):
         refnet.Sequential.load(tmp_path / "missing.npz")
     assert "REFNET_UNPICKLED" not in __import__("os").environ
+
+
+def _zip_with(path, members, compression=zipfile.ZIP_STORED):
+    with zipfile.ZipFile(path, "w", compression=compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def _npy_header(shape, descr="<f8"):
+    """A .npy version 1.0 header, written from the format's description."""
+    text = repr({"descr": descr, "fortran_order": False, "shape": shape}).encode()
+    text += b" " * (-(len(text) + 11) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text
+
+
+def _refused_without_allocating(path, message, **load):
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=message):
+            refnet.Sequential.load(path, **load)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20   # no array of the claimed size was made
+
+
+def test_forged_sizes_are_refused_before_anything_is_allocated(tmp_path):
+    """Regression: a member header claiming a huge array made load raise MemoryError (it allocated)."""
+    _, path = _saved(tmp_path)
+    with np.load(path) as archive:
+        members = {name + ".npy": None for name in archive.files}
+    good = {}
+    with zipfile.ZipFile(path) as archive:
+        good = {name: archive.read(name) for name in members}
+    forged = tmp_path / "forged.npz"
+    # The header claims 10^12 doubles; the member holds 32 bytes of them.
+    _zip_with(forged, good | {"0.dense.weight.npy": _npy_header((10**6, 10**6)) + bytes(32)})
+    _refused_without_allocating(forged, r"shape \(1000000, 1000000\) of float64 needs 8000000000000 bytes")
+    # A zip entry declaring 4 GiB (its size fields rewritten): refused before decompressing.
+    _zip_with(forged, good | {"big.npy": _npy_header((10,)) + bytes(80)}, zipfile.ZIP_DEFLATED)
+    data = bytearray(forged.read_bytes())
+    directory = data.rfind(b"PK\x01\x02")
+    data[directory + 24 : directory + 28] = (2**32 - 16).to_bytes(4, "little")
+    forged.write_bytes(bytes(data))
+    _refused_without_allocating(forged, "more than max_bytes=1073741824")
+    # A zip bomb: 64 MiB of zeros in 64 KiB, refused under a 1 MiB limit before it is unpacked.
+    _zip_with(forged, good | {"bomb.npy": _npy_header((2**23,)) + bytes(2**26)}, zipfile.ZIP_DEFLATED)
+    assert forged.stat().st_size < 2**17
+    _refused_without_allocating(forged, "more than max_bytes=1048576", max_bytes=2**20)
+    # An entry understating its size: read up to the declared size only, then refused.
+    _zip_with(forged, good | {"liar.npy": _npy_header((2**20,)) + bytes(2**23)}, zipfile.ZIP_DEFLATED)
+    data = bytearray(forged.read_bytes())
+    directory = data.rfind(b"PK\x01\x02")
+    data[directory + 24 : directory + 28] = (1000).to_bytes(4, "little")
+    forged.write_bytes(bytes(data))
+    _refused_without_allocating(forged, "not a readable .npz file")
+    # Other compressions (bz2: no bound on one chunk's output in zipfile) and object arrays.
+    _zip_with(forged, good, zipfile.ZIP_BZIP2)
+    _refused_without_allocating(forged, "only stored or deflated members are read")
+    _zip_with(forged, good | {"code.npy": _npy_header((1,), "|O") + b"\x80\x04N."})
+    _refused_without_allocating(forged, "holds dtype object; a network file holds only float and text")
+    assert refnet.Sequential.load(path).layers[0].weight.shape == (3, 4)   # the real file still loads
+    with pytest.raises(ValueError, match="max_bytes must be a positive integer"):
+        refnet.Sequential.load(path, max_bytes=0)
+
+
+# --- numerical failure and interruption ------------------------------------------
+
+def test_a_nan_in_the_data_stops_fit_keeping_the_last_good_step():
+    """Regression: a NaN in the data trained on silently (loss [nan])."""
+    x, y = _blobs(40)
+    x[25, 1] = np.nan                       # batch 2 of 10 rows, unshuffled
+    make = lambda: refnet.Sequential([refnet.Dense(4, 5, activation="relu", seed=0), refnet.Dense(5, 3, seed=1)])  # noqa: E731
+    fit = dict(loss="softmax_cross_entropy", epochs=3, batch_size=10, shuffle=False)
+    net = make()
+    with pytest.raises(refnet.NonFiniteError, match=r"epoch 0, batch 2: the loss is nan .* 0\.dense\.weight") as caught:
+        net.fit(x, y, optimizer=refnet.Adam(0.01), **fit)
+    assert (caught.value.epoch, caught.value.batch, caught.value.parameter) == (0, 2, "0.dense.weight")
+    good = make()                           # the same two steps, on the good rows only
+    good.fit(x[:20], y[:20], optimizer=refnet.Adam(0.01), **fit | dict(epochs=1))
+    for got, expected in zip(net.parameters(), good.parameters()):
+        np.testing.assert_array_equal(got, expected)
+    # The documented opt-out trains on and shows it.
+    history = make().fit(x, y, optimizer=refnet.Adam(0.01), check_finite=False, **fit)
+    assert np.isnan(history["loss"]).all()
+    with pytest.raises(TypeError, match="check_finite must be True or False"):
+        make().fit(x, y, optimizer=refnet.Adam(0.01), check_finite="yes", **fit)
+
+
+def test_a_non_finite_loss_later_keeps_the_history_so_far():
+    x, y = _blobs(40)
+    calls = 0
+
+    def loss(output, target):
+        nonlocal calls
+        calls += 1
+        value, grad = refnet.softmax_cross_entropy(output, target)
+        return (np.inf if calls == 8 else value), grad   # call 1 checks the targets; 8: epoch 1, batch 2
+
+    net = refnet.Sequential([refnet.Dense(4, 3, seed=0)])
+    with pytest.raises(refnet.NonFiniteError, match="epoch 1, batch 2: the loss is inf and every gradient is finite") as caught:
+        net.fit(x, y, loss=loss, optimizer=PlainSGD(0.1), epochs=3, batch_size=10)
+    assert caught.value.parameter is None
+    assert len(net.history["loss"]) == 1 and caught.value.history is net.history
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_the_finiteness_check_sees_one_bad_element_anywhere(dtype, bad):
+    from refnet.network import _FiniteCheck
+    grads = [np.zeros((3, 4), dtype), np.ones(5, dtype), np.full(2, np.finfo(dtype).max, dtype),
+             np.zeros((4, 3), dtype)[:, ::2]]   # the last one non-contiguous (a custom layer's)
+    check = _FiniteCheck(grads)
+    assert check(1.0) and not check(bad)
+    for grad in grads:
+        for index in np.ndindex(grad.shape):
+            saved = grad[index]
+            grad[index] = bad
+            assert not check(0.5)
+            grad[index] = saved
+    assert check(0.0)
+    big = np.zeros(25_000, dtype)   # checked in blocks of 10,000: every block's edges count
+    check = _FiniteCheck([big])
+    for index in (0, 9_999, 10_000, 19_999, 20_000, 24_999):
+        big[index] = bad
+        assert not check(0.5)
+        big[index] = 0
+    assert check(0.5)
+
+
+def test_a_real_sigint_never_leaves_a_torn_step():
+    """Regression: SIGINT during fit left some layers stepped and others not (6 of 40 tries).
+
+    A thread sends the process a real SIGINT at a random moment; after the
+    KeyboardInterrupt, every parameter must be either before or after the same
+    step (Adam moves every array on every step here), the optimizer's step count
+    must match, and the history so far must be kept.
+    """
+    import os
+    import signal
+    import threading
+
+    x, y = _blobs(64)
+    timing = np.random.default_rng(0)
+    torn = interrupted = 0
+    for attempt in range(40):
+        layers = [refnet.Dense(4, 16, activation="tanh", seed=attempt)]
+        layers += [refnet.Dense(16, 16, activation="tanh", seed=attempt + i) for i in range(1, 7)]
+        net = refnet.Sequential(layers + [refnet.Dense(16, 3, seed=attempt + 7)])
+        optimizer = refnet.Adam(0.01)
+
+        class Snapshot:
+            def on_batch_end(self, network, batch, logs):
+                self.before = [p.copy() for p in network.parameters()]
+                self.steps = optimizer.steps
+
+        snapshot = Snapshot()
+        sender = threading.Timer(timing.uniform(0.01, 0.06), os.kill, (os.getpid(), signal.SIGINT))
+        sender.start()
+        try:
+            net.fit(x, y, loss="softmax_cross_entropy", optimizer=optimizer, epochs=10**6, batch_size=8,
+                    callbacks=[snapshot])
+        except KeyboardInterrupt:
+            interrupted += 1
+        finally:
+            sender.join()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # fit put it back
+        assert isinstance(net.history, refnet.History)
+        unchanged = [np.array_equal(p, b) for p, b in zip(net.parameters(), snapshot.before)]
+        if any(unchanged) and not all(unchanged):
+            torn += 1
+        else:
+            assert optimizer.steps == snapshot.steps + (not all(unchanged))
+    assert (interrupted, torn) == (40, 0)

@@ -533,6 +533,12 @@ def test_load_state_dict_refuses_another_configuration():
         refnet.Adam(0.2).load_state_dict(saved)
     with pytest.raises(ValueError, match="state_dict must be"):
         refnet.Adam(0.1).load_state_dict({"state": []})
+    # Regression (hostile suite): a tampered config failed with AttributeError / NumPy's ambiguity error.
+    for config in ("0.5", {**saved["config"], "lr": np.array([0.1, 0.1])}):
+        with pytest.raises(ValueError, match=r"state_dict\['config'\] must be a dict|state_dict has lr="):
+            refnet.Adam(0.1).load_state_dict({**saved, "config": config})
+    with pytest.raises(ValueError, match=r"state_dict\['steps'\] must be an int in \[0, "):
+        refnet.Adam(0.1).load_state_dict({**saved, "steps": 10**400})   # overflowed at the next step
 
 
 # --- bad input ----------------------------------------------------------------------------
@@ -558,10 +564,48 @@ def test_load_state_dict_refuses_another_configuration():
     (lambda: refnet.SGD(0.1, l1=-1), ValueError, "l1"),
     (lambda: refnet.SGD(0.1, schedule=0.5), TypeError, "schedule"),
     (lambda: refnet.StepDecay(0), ValueError, "step_size"),
+    # Python ints beyond float's range: a ValueError naming the argument, not OverflowError.
+    (lambda: refnet.SGD(10**400), ValueError, "lr must be finite"),
+    (lambda: refnet.Adam(0.1, beta1=-(10**400)), ValueError, "beta1 must be finite"),
+    (lambda: refnet.InverseTime(10**400), ValueError, "decay must be finite"),
+    (lambda: refnet.SGD(0.1, groups=[{"params": [0], "lr_scale": 10**309}]), ValueError, "lr_scale"),
 ])
 def test_bad_hyper_parameters_are_refused(make, error, message):
     with pytest.raises(error, match=message):
         make()
+
+
+class _Factor:
+    def __init__(self, value):
+        self.value = value
+
+    def factor(self, t):
+        return self.value
+
+
+@pytest.mark.parametrize(("factor", "error", "message"), [
+    (float("nan"), ValueError, "factor at step 1 must be finite"),
+    (float("inf"), ValueError, "factor at step 1 must be finite"),
+    (-0.5, ValueError, "factor at step 1 must be >= 0"),
+    (1e308, ValueError, r"lr \* its factor at step 1 must be finite"),
+    ("0.5", TypeError, "factor at step 1 must be a real number"),
+])
+@pytest.mark.parametrize("cls", OPTIMIZERS)
+def test_a_bad_schedule_factor_is_refused_before_anything_is_written(cls, factor, error, message):
+    """Regression: a NaN, infinite or negative factor silently corrupted the parameters."""
+    schedule = _Factor(1.0)
+    optimizer = cls(10.0, schedule=schedule)
+    param = np.ones(3)
+    optimizer.step([param], [np.ones(3)])
+    state, before = optimizer.state_dict(), param.copy()
+    schedule.value = factor
+    with pytest.raises(error, match=message):
+        optimizer.step([param], [np.ones(3)])
+    np.testing.assert_array_equal(param, before)
+    assert optimizer.steps == 1
+    for saved, now in zip(state["state"], optimizer.state_dict()["state"]):
+        for key in saved:
+            np.testing.assert_array_equal(now[key], saved[key])
 
 
 def _read_only():

@@ -150,6 +150,13 @@ def test_a_missing_key_says_which_keys_there_are():
         _run(refnet.EarlyStopping(), [1.0], key="loss")
 
 
+@pytest.mark.parametrize("patience", [2.5, -1, "3", True])
+def test_patience_must_be_a_non_negative_integer(patience):
+    """Regression: 2.5 said "patience + 1 must be an integer"."""
+    with pytest.raises((TypeError, ValueError), match="^patience must be"):
+        refnet.EarlyStopping(patience=patience)
+
+
 def test_early_stopping_on_a_run_that_overfits():
     """A wide network on 30 noisy-label digits overfits: validation loss turns up, training stops
     there and the weights of the best validation epoch come back."""

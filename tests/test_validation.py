@@ -148,6 +148,16 @@ class TestArguments:
         with pytest.raises(TypeError, match="pieces must be an integer"):
             refnet.maxout(np.zeros((2, 4)), pieces)
 
+    def test_pieces_beyond_a_c_integer_are_refused(self):
+        """Regression (hostile suite): 10**400 pieces divide an empty axis, then overflowed the kernel's ssize_t."""
+        with pytest.raises(ValueError, match="pieces must be at most"):
+            refnet.maxout(np.zeros((2, 0)), 10**400)
+
+    def test_prelu_slope_beyond_the_dtype_is_refused(self):
+        """Regression (hostile suite): a Python slope of 1e308 for float32 z warned of an overflow in a cast."""
+        with pytest.raises(ValueError, match=r"slope must fit in z's dtype \(float32\)"):
+            refnet.prelu(np.zeros(3, np.float32), 1e308)
+
     def test_pieces_must_divide_the_width(self):
         with pytest.raises(ValueError, match=r"pieces must divide the last axis of z \(6\) into whole groups, got 4"):
             refnet.maxout(np.zeros((2, 6)), 4)
@@ -163,10 +173,19 @@ class TestArguments:
         with pytest.raises(ValueError, match="z must have at least 1 dimension"):
             call(function, np.float64(1.0))
 
-    @pytest.mark.parametrize("slope", [np.nan, np.inf])
+    @pytest.mark.parametrize("slope", [np.nan, np.inf, 10**400, -(10**400)])
     def test_slope_must_be_finite(self, slope):
         with pytest.raises(ValueError, match="slope must be finite"):
             refnet.leaky_relu(np.zeros(3), slope)
+
+    @pytest.mark.parametrize("make", [
+        lambda: refnet.leaky_relu(np.zeros(3), -1), lambda: refnet.leaky_relu_derivative(np.zeros(3), -0.5),
+        lambda: refnet.leaky_relu_backward(np.zeros(3), np.zeros(3), -1), lambda: refnet.LeakyReLU(-1),
+        lambda: refnet.Dense(2, 2, activation="leaky_relu", slope=-0.1)])
+    def test_leaky_slope_must_not_be_negative(self, make):
+        """Regression: slope=-1 was accepted (a sign flip, not a leaky ReLU; Keras refuses it too)."""
+        with pytest.raises(ValueError, match="slope must be >= 0"):
+            make()
 
     @pytest.mark.parametrize("slope", ["0.1", [0.1, 0.2], True])
     def test_slope_must_be_a_number(self, slope):

@@ -2,7 +2,16 @@
 
 One module per family; each kernel has a compiled twin of the same name and
 signature in :mod:`refnet._core`.
+
+Each kernel here runs under ``np.errstate(all="ignore")``: like its compiled
+twin it returns the IEEE result (an underflow to 0, an overflow to inf, a NaN)
+whatever floating-point error state the caller has set, so that
+``np.errstate(all="raise")`` makes neither backend raise.
 """
+
+import functools
+
+import numpy as np
 
 from .activations import *  # noqa: F403 -- the kernels are this package's namespace
 from .activations import __all__ as _activations
@@ -22,3 +31,14 @@ __all__ = [
     *_losses,
     *_optimizers,
 ]
+
+
+def _ieee(kernel):
+    @functools.wraps(kernel)
+    def run(*args):
+        with np.errstate(all="ignore"):
+            return kernel(*args)
+    return run
+
+
+globals().update({name: _ieee(globals()[name]) for name in __all__})

@@ -154,9 +154,12 @@ def relu(z, out):
 
     .. math:: \operatorname{relu}(z) = \max(0, z)
 
-    NaN propagates, as in NumPy's ``maximum``.
+    Written as "0 where :math:`z < 0`, else :math:`z`": NaN and :math:`-0.0` are
+    not below 0 and pass through unchanged, as in PyTorch's ``relu``
+    (``torch.relu(torch.tensor(-0.0))`` is ``-0.``).  NumPy's ``maximum(z, 0)``
+    gives :math:`+0.0` there instead.
     """
-    out[...] = np.maximum(z, 0)
+    out[...] = np.where(z < 0, 0, z)
     return out
 
 
