@@ -92,6 +92,14 @@ def test_compiled_equals_reference_bit_for_bit(cls, kwargs, problem):
 SPLIT_SIZE = 3 * 2**16 + 37
 
 
+@pytest.fixture
+def threads():
+    """Updates split across two threads (one is the default), restored afterwards."""
+    refnet.set_num_threads(2)
+    yield
+    refnet.set_num_threads(1)
+
+
 def compiled_and_reference_after_steps(cls, kwargs, dtype, size=SPLIT_SIZE, steps=3):
     rng = np.random.default_rng(0)
     param = rng.standard_normal(size).astype(dtype)
@@ -105,7 +113,7 @@ def compiled_and_reference_after_steps(cls, kwargs, dtype, size=SPLIT_SIZE, step
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(("cls", "kwargs"), CONFIGS, ids=CONFIG_IDS)
-def test_compiled_equals_reference_when_split_across_threads(cls, kwargs, dtype):
+def test_compiled_equals_reference_when_split_across_threads(cls, kwargs, dtype, threads):
     compiled, reference_result = compiled_and_reference_after_steps(cls, kwargs, dtype)
     np.testing.assert_array_equal(compiled, reference_result)
 
@@ -114,7 +122,8 @@ def test_any_thread_count_gives_the_same_bits(tmp_path):
     """Three and seven threads (more than this machine may have cores; OpenMP runs them anyway)
     split the arrays into uneven blocks; every split must give the reference's bits."""
     script = (
-        "import sys, numpy as np; sys.path.insert(0, sys.argv[1]); import test_optimizers as t\n"
+        "import sys, numpy as np, refnet; sys.path.insert(0, sys.argv[1]); import test_optimizers as t\n"
+        "refnet.set_num_threads(8)\n"
         "for cls, kwargs in t.CONFIGS:\n"
         "    for size in (2 * 2**16, t.SPLIT_SIZE, 7 * 2**16 + 5):\n"
         "        c, r = t.compiled_and_reference_after_steps(cls, kwargs, np.float64, size, steps=2)\n"
@@ -128,12 +137,39 @@ def test_any_thread_count_gives_the_same_bits(tmp_path):
         assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in Linux's /proc")
+def test_updates_start_no_threads_unless_asked(tmp_path):
+    """By default the updates leave the cores to BLAS's pool: a split-size update starts no
+    OpenMP thread; after set_num_threads(2) it does (where the build has OpenMP)."""
+    script = (
+        "import os, numpy as np, refnet\n"
+        "from refnet import _core\n"
+        "count = lambda: len(os.listdir('/proc/self/task'))\n"
+        f"p = np.ones({SPLIT_SIZE}); opt = refnet.Adam(0.1); before = count()\n"
+        "opt.step([p], [p.copy()]); assert count() == before, (before, count())\n"
+        "refnet.set_num_threads(2); opt.step([p], [p.copy()])\n"
+        "assert count() > before or _core._openmp_threads() == 1, (before, count())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120, env=dict(os.environ, OMP_NUM_THREADS="2"))
+    assert result.returncode == 0, result.stderr
+
+
+def test_num_threads_is_validated():
+    with pytest.raises(ValueError, match="threads"):
+        refnet.set_num_threads(0)
+    with pytest.raises(TypeError, match="threads"):
+        refnet.set_num_threads(2.0)
+    assert refnet.get_num_threads() == 1
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
 def test_updates_in_a_forked_child_do_not_hang(tmp_path):
     """GNU OpenMP's threads do not survive fork(): a child that used them would wait forever.
     The parent updates a split-size array first, so its thread pool exists when it forks."""
     script = (
         "import multiprocessing as mp, numpy as np, refnet\n"
+        "refnet.set_num_threads(2)\n"
         "def update(_):\n"
         f"    p = np.ones({SPLIT_SIZE}); refnet.SGD(0.5).step([p], [p.copy()]); return float(p[0])\n"
         "if __name__ == '__main__':\n"
