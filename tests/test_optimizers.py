@@ -688,3 +688,79 @@ def test_lees_root_state_matches_an_extended_precision_oracle_over_the_whole_ran
     # (the power-of-two scalings are exact, the last one rounds only into the subnormals):
     # observed within 2 ulp, asserted within 3.
     assert np.all(np.abs(state.astype(np.longdouble) - exact) <= 3 * spacing)
+
+
+# --- a lean step: checked once, nothing allocated -------------------------------------
+
+def test_repeated_steps_allocate_nothing():
+    """After the first step (state created), a step with the same arrays allocates no array:
+    an allocation of any one would show as at least its 8 * 10^5 bytes."""
+    import tracemalloc
+
+    params = [np.ones((100, 1000)), np.ones(1000)]
+    grads = [np.full_like(p, 0.5) for p in params]
+    opt = refnet.Adam(0.1)
+    opt.step(params, grads)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        for _ in range(3):
+            opt.step(params, grads)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8_000, peak
+
+
+@pytest.mark.parametrize("change", ["swap_param", "bad_grad", "aliased_grad", "names"])
+def test_a_changed_argument_is_checked_again(change):
+    """The checks are skipped only for the very same arrays: any other argument is checked in full."""
+    w, b = np.ones(4), np.ones(2)
+    grads = [np.full(4, 0.5), np.full(2, 0.5)]
+    opt = refnet.SGD(0.1, groups=[{"params": ["*.b"], "lr_scale": 0.0}])
+    opt.step([w, b], grads, names=["0.w", "0.b"])
+    before = (w.copy(), b.copy())
+    params = [w, b]
+    if change == "swap_param":
+        params[1] = np.ones(3)        # same list object, other array
+        with pytest.raises(ValueError, match=r"grads\[1\]|params\[1\]"):
+            opt.step(params, grads, names=["0.w", "0.b"])
+    elif change == "bad_grad":
+        grads[0] = np.full(4, 0.5, dtype=np.float32)
+        with pytest.raises(TypeError, match=r"grads\[0\]"):
+            opt.step(params, grads, names=["0.w", "0.b"])
+    elif change == "names":
+        with pytest.raises(ValueError, match="matches no parameter name"):
+            opt.step(params, grads, names=["0.w", "0.c"])
+    else:
+        # The gradient is the parameter itself: read from a copy, so w - 0.1 w.
+        opt.step(params, [w, grads[1]], names=["0.w", "0.b"])
+        np.testing.assert_array_equal(w, before[0] - np.float64(0.1) * before[0])
+        return
+    np.testing.assert_array_equal(w, before[0])
+    np.testing.assert_array_equal(b, before[1])
+
+
+def test_a_loaded_state_is_used_by_the_next_step():
+    """load_state_dict replaces the state the checked step holds views of."""
+    w = np.ones(3)
+    opt = refnet.SGD(0.1, momentum=0.9)
+    opt.step([w], [np.ones(3)])
+    saved = opt.state_dict()
+    opt.step([w], [np.ones(3)])
+    opt.load_state_dict(saved)
+    w[...] = 0
+    opt.step([w], [np.ones(3)])
+    # b = 0.9 * 1 + 1 = 1.9 from the saved buffer (1), not from the later one (1.9).
+    np.testing.assert_array_equal(w, np.full(3, -0.1 * 1.9))
+
+
+def test_the_same_arrays_are_checked_once(monkeypatch):
+    calls = []
+    check = refnet.optim._param
+    monkeypatch.setattr(refnet.optim, "_param", lambda array, index: calls.append(index) or check(array, index))
+    params, grads = [np.ones(3), np.ones(2)], [np.ones(3), np.ones(2)]
+    opt = refnet.Adam(0.1)
+    for _ in range(4):
+        opt.step(params, grads)
+    assert calls == [0, 1]
