@@ -1,0 +1,217 @@
+/* Branch-free exp and expm1, and the activation loops built on them, chosen at run time.
+ *
+ * Why: libm's exp is a call the compiler cannot vectorise, so sigmoid ran at a tenth of
+ * memory speed.  These functions use only + - * / and bit operations on the exponent
+ * field, with no branch and no table, so every loop below vectorises; each loop is
+ * compiled once for the baseline of the platform (SSE2 on x86-64, NEON on ARM64) and, on
+ * x86-64 with GCC or Clang, once more for AVX2 and once for AVX-512, picked once at import
+ * (refnet_vmath_select) by __builtin_cpu_supports.  Every clone runs the same IEEE
+ * operations in the same order (the build passes -ffp-contract=off, so no clone fuses a
+ * multiply and an add), hence the same bits on every machine (tested).
+ *
+ * The algorithm is the classic one of Cody & Waite and of fdlibm's e_exp.c (Sun, 1993):
+ *   x = k ln2 + r, |r| <= ln2/2, k an integer, ln2 = LN2_HI + LN2_LO, where LN2_HI has
+ *   its low 21 bits zero, so that k * LN2_HI is exact for |k| < 2^21 and
+ *   hi = x - k * LN2_HI is exact (Sterbenz);
+ *   c = r - r^2 (P1 + r^2 (P2 + ... + r^2 P5)), a minimax fit of r (e^r + 1)/(e^r - 1) - 2
+ *   with error < 2^-59 on |r| <= 0.3466 (fdlibm's published coefficients);
+ *   e^r = 1 + r + r c / (2 - c), evaluated as 1 - ((lo - r c / (2 - c)) - hi).
+ * fdlibm's error analysis bounds the result by 1 ulp (it assumes plain IEEE double
+ * operations, which is what -ffp-contract=off guarantees).  The reduction differs only in
+ * how k is rounded: to nearest, by adding and subtracting 1.5 * 2^52 (exact for
+ * |x / ln2| < 2^51), which keeps |r| <= ln2/2 + 2^-43 for |x| <= 746: the polynomial's
+ * bound is unchanged at that margin.  2^k is built from its exponent field, in two factors
+ * 2^k1 2^k2 with k1 = round(k / 2) so that each is a normal number for every k of
+ * x in [-746, 710]: the first product is exact, the second rounds once, which gives
+ * correctly-scaled subnormal results and inf beyond 709.78.
+ *
+ * expm1 (for tanh, x <= 0): with the same r and c, e^r - 1 = hi - (lo - r c / (2 - c))
+ * and e^x - 1 = 2^k (e^r - 1) + (2^k - 1).  For k = 0 (|x| <= ln2/2) that is the first
+ * term alone, accurate relative to the small result (< 1 ulp: the final subtraction's
+ * 0.5 and the correction term's error scaled by |r|/2), where 1 - e^x would cancel; for
+ * k <= -1 the result is in (-1, -0.29], 2^k - 1 is exact and |2^k (e^r - 1)| <= 0.21, so
+ * the error is 0.21/0.29 of the first term's 1 ulp plus the sum's 0.5: <= 1.25 ulp.
+ */
+
+#ifndef REFNET_VMATH_H
+#define REFNET_VMATH_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define REFNET_LN2_HI 6.93147180369123816490e-01   /* 0x3FE62E42FEE00000 */
+#define REFNET_LN2_LO 1.90821492927058770002e-10   /* 0x3DEA39EF35793C76 */
+#define REFNET_INV_LN2 1.44269504088896338700e+00
+#define REFNET_P1 1.66666666666666019037e-01
+#define REFNET_P2 -2.77777777770155933842e-03
+#define REFNET_P3 6.61375632143793436117e-05
+#define REFNET_P4 -1.65339022054652515390e-06
+#define REFNET_P5 4.13813679705723846039e-08
+/* x + 1.5 * 2^52 rounds x to an integer and leaves it in the low mantissa bits. */
+#define REFNET_SHIFTER 0x1.8p52
+
+#if defined(__GNUC__)
+#define REFNET_INLINE static inline __attribute__((always_inline))
+#else
+#define REFNET_INLINE static inline
+#endif
+
+/* 2^k for an integer-valued double k in [-1022, 1023], from the exponent field. */
+REFNET_INLINE double refnet_pow2(double k) {
+    double shifted = (k + 1023.0) + REFNET_SHIFTER;
+    uint64_t bits;
+    memcpy(&bits, &shifted, sizeof bits);
+    bits <<= 52;   /* the biased exponent k + 1023 sits in the low 11 bits */
+    memcpy(&shifted, &bits, sizeof bits);
+    return shifted;
+}
+
+/* The Cody-Waite reduction x = k ln2 + (hi - lo), and c of fdlibm's rational form. */
+#define REFNET_REDUCE(x, k, hi, lo, r, c)                                                   \
+    double k = ((x) * REFNET_INV_LN2 + REFNET_SHIFTER) - REFNET_SHIFTER;                \
+    double hi = (x) - k * REFNET_LN2_HI;                                                \
+    double lo = k * REFNET_LN2_LO;                                                      \
+    double r = hi - lo;                                                                 \
+    double r2_ = r * r;                                                                 \
+    double c = r - r2_ * (REFNET_P1 + r2_ * (REFNET_P2 + r2_ * (REFNET_P3 + r2_ * (REFNET_P4 + r2_ * REFNET_P5))));
+
+/* e^x, < 1 ulp, for any double (NaN propagates; the comparisons let it through). */
+REFNET_INLINE double refnet_exp(double x) {
+    x = x < -746.0 ? -746.0 : x;   /* e^-746 rounds to 0 */
+    x = x > 710.0 ? 710.0 : x;     /* e^710 overflows */
+    REFNET_REDUCE(x, k, hi, lo, r, c)
+    double y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi);
+    double k1 = (k * 0.5 + REFNET_SHIFTER) - REFNET_SHIFTER;
+    return y * refnet_pow2(k1) * refnet_pow2(k - k1);
+}
+
+/* e^x - 1 for x <= 0, <= 1.25 ulp (NaN propagates). */
+REFNET_INLINE double refnet_expm1_nonpositive(double x) {
+    x = x < -40.0 ? -40.0 : x;     /* e^-40 - 1 rounds to -1 */
+    REFNET_REDUCE(x, k, hi, lo, r, c)
+    double p = hi - (lo - (r * c) / (2.0 - c));
+    double s = refnet_pow2(k);
+    return s * p + (s - 1.0);
+}
+
+/* The activations, as the reference states them (see refnet/reference/activations.py). */
+
+REFNET_INLINE double refnet_sigmoid_of(double z) {
+    /* sigma(z) from e = exp(-|z|) in (0, 1], which cannot overflow; the numerator is 1
+       for z >= 0 and e for z < 0, picked by a select the compiler vectorises. */
+    double e = refnet_exp(-fabs(z));
+    double numerator = z < 0 ? e : 1.0;
+    return numerator / (1.0 + e);
+}
+
+REFNET_INLINE double refnet_sigmoid_derivative_of(double z) {
+    /* sigma'(z) = sigma(|z|) sigma(-|z|), both factors accurate */
+    double e = refnet_exp(-fabs(z));
+    return (1.0 / (1.0 + e)) * (e / (1.0 + e));
+}
+
+REFNET_INLINE double refnet_tanh_of(double z) {
+    /* tanh(z) = -t / (2 + t), t = expm1(-2|z|), with the sign of z (musl's formula) */
+    double t = refnet_expm1_nonpositive(-2.0 * fabs(z));
+    return copysign(-t / (2.0 + t), z);
+}
+
+REFNET_INLINE double refnet_tanh_derivative_of(double z) {
+    /* sech^2(z) = 4e / (1 + e)^2, e = exp(-2|z|) */
+    double e = refnet_exp(-2.0 * fabs(z));
+    return 4.0 * e / ((1.0 + e) * (1.0 + e));
+}
+
+/* The loops, each element computed in double and rounded once to the array's type. */
+#define REFNET_UNARY(name, T, f, attr)                                                      \
+    attr static void name(const T* z, T* out, ptrdiff_t n) {              \
+        for (ptrdiff_t i = 0; i < n; i++) out[i] = (T)f((double)z[i]);                      \
+    }
+#define REFNET_BINARY(name, T, f, attr)                                                     \
+    attr static void name(const T* g, const T* z, T* out,       \
+                          ptrdiff_t n) {                                                    \
+        for (ptrdiff_t i = 0; i < n; i++) out[i] = (T)((double)g[i] * f((double)z[i]));     \
+    }
+#define REFNET_EXP_SHIFTED(name, T, attr)                                                   \
+    attr static void name(const T* z, double shift, double* out,         \
+                          ptrdiff_t n) {                                                    \
+        for (ptrdiff_t i = 0; i < n; i++) out[i] = refnet_exp((double)z[i] - shift);        \
+    }
+
+/* Elementwise kernels may run in place (out == z): each element is read before it is
+   written, so the promise is kept element by element, and the compiler's
+   vector loads and stores of the same lanes keep it too. */
+typedef struct {
+    const char* isa;
+    void (*sigmoid_f)(const float*, float*, ptrdiff_t);
+    void (*sigmoid_d)(const double*, double*, ptrdiff_t);
+    void (*sigmoid_derivative_f)(const float*, float*, ptrdiff_t);
+    void (*sigmoid_derivative_d)(const double*, double*, ptrdiff_t);
+    void (*tanh_f)(const float*, float*, ptrdiff_t);
+    void (*tanh_d)(const double*, double*, ptrdiff_t);
+    void (*tanh_derivative_f)(const float*, float*, ptrdiff_t);
+    void (*tanh_derivative_d)(const double*, double*, ptrdiff_t);
+    void (*sigmoid_backward_f)(const float*, const float*, float*, ptrdiff_t);
+    void (*sigmoid_backward_d)(const double*, const double*, double*, ptrdiff_t);
+    void (*tanh_backward_f)(const float*, const float*, float*, ptrdiff_t);
+    void (*tanh_backward_d)(const double*, const double*, double*, ptrdiff_t);
+    void (*exp_shifted_f)(const float*, double, double*, ptrdiff_t);
+    void (*exp_shifted_d)(const double*, double, double*, ptrdiff_t);
+} refnet_vmath_table;
+
+#define REFNET_TABLE(suffix, attr)                                                          \
+    REFNET_UNARY(refnet_sigmoid_f_##suffix, float, refnet_sigmoid_of, attr)                 \
+    REFNET_UNARY(refnet_sigmoid_d_##suffix, double, refnet_sigmoid_of, attr)                \
+    REFNET_UNARY(refnet_sigmoid_derivative_f_##suffix, float, refnet_sigmoid_derivative_of, attr) \
+    REFNET_UNARY(refnet_sigmoid_derivative_d_##suffix, double, refnet_sigmoid_derivative_of, attr) \
+    REFNET_UNARY(refnet_tanh_f_##suffix, float, refnet_tanh_of, attr)                       \
+    REFNET_UNARY(refnet_tanh_d_##suffix, double, refnet_tanh_of, attr)                      \
+    REFNET_UNARY(refnet_tanh_derivative_f_##suffix, float, refnet_tanh_derivative_of, attr) \
+    REFNET_UNARY(refnet_tanh_derivative_d_##suffix, double, refnet_tanh_derivative_of, attr) \
+    REFNET_BINARY(refnet_sigmoid_backward_f_##suffix, float, refnet_sigmoid_derivative_of, attr) \
+    REFNET_BINARY(refnet_sigmoid_backward_d_##suffix, double, refnet_sigmoid_derivative_of, attr) \
+    REFNET_BINARY(refnet_tanh_backward_f_##suffix, float, refnet_tanh_derivative_of, attr)  \
+    REFNET_BINARY(refnet_tanh_backward_d_##suffix, double, refnet_tanh_derivative_of, attr) \
+    REFNET_EXP_SHIFTED(refnet_exp_shifted_f_##suffix, float, attr)                          \
+    REFNET_EXP_SHIFTED(refnet_exp_shifted_d_##suffix, double, attr)                         \
+    static const refnet_vmath_table refnet_vmath_##suffix = {                               \
+        #suffix,                                                                            \
+        refnet_sigmoid_f_##suffix, refnet_sigmoid_d_##suffix,                               \
+        refnet_sigmoid_derivative_f_##suffix, refnet_sigmoid_derivative_d_##suffix,         \
+        refnet_tanh_f_##suffix, refnet_tanh_d_##suffix,                                     \
+        refnet_tanh_derivative_f_##suffix, refnet_tanh_derivative_d_##suffix,               \
+        refnet_sigmoid_backward_f_##suffix, refnet_sigmoid_backward_d_##suffix,             \
+        refnet_tanh_backward_f_##suffix, refnet_tanh_backward_d_##suffix,                   \
+        refnet_exp_shifted_f_##suffix, refnet_exp_shifted_d_##suffix,                      \
+    };
+
+REFNET_TABLE(baseline, )
+
+/* Wider clones where the compiler can target them and the CPU can be asked at run time. */
+#if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
+#define REFNET_X86_CLONES 1
+REFNET_TABLE(avx2, __attribute__((target("avx2"))))
+REFNET_TABLE(avx512, __attribute__((target("avx512f"))))
+#endif
+
+static refnet_vmath_table refnet_vmath = {0};
+
+/* Pick the widest clone the CPU runs, no wider than `limit` (0 baseline, 1 AVX2, 2 AVX-512;
+   tests lower it to check that every clone gives the same bits).  Returns its name. */
+static const char* refnet_vmath_select(int limit) {
+    refnet_vmath = refnet_vmath_baseline;
+#ifdef REFNET_X86_CLONES
+    __builtin_cpu_init();
+    if (limit >= 2 && __builtin_cpu_supports("avx512f"))
+        refnet_vmath = refnet_vmath_avx512;
+    else if (limit >= 1 && __builtin_cpu_supports("avx2"))
+        refnet_vmath = refnet_vmath_avx2;
+#else
+    (void)limit;
+#endif
+    return refnet_vmath.isa;
+}
+
+#endif /* REFNET_VMATH_H */
