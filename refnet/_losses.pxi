@@ -11,25 +11,39 @@ from libc.math cimport log, log1p
 cdef double _softmax_cross_entropy(const floating* logits__rk, const Py_ssize_t* labels__r,
                                    floating* grad__rk, Py_ssize_t rows,
                                    Py_ssize_t classes) noexcept nogil:
-    """loss := mean_r (logsumexp(z_r) - z_r[y_r]);  grad := (softmax(z) - onehot(y)) / rows"""
-    cdef Py_ssize_t r, j
+    """loss := mean_r (log1p(rest_r) + (m_r - z_r[y_r]));  grad := (softmax(z) - onehot(y)) / rows
+
+    Everything from the shifted logits z - m (see the reference for why):
+    rest = sum of e^(z_j - m) over j other than the first maximum, others = the
+    same sum over j other than the label, and the label's gradient is -others / total.
+    """
+    cdef Py_ssize_t r, j, winner, label
     cdef const floating* z
     cdef floating* grad
-    cdef double row_max, total, log_norm, loss = 0.0
+    cdef double row_max, e, rest, others, total, loss = 0.0
     for r in range(rows):
         z = logits__rk + r * classes
         grad = grad__rk + r * classes
-        row_max = z[0]
+        label = labels__r[r]
+        winner = 0
         for j in range(1, classes):
-            if z[j] > row_max:
-                row_max = z[j]
-        total = 0.0
+            if z[j] > z[winner]:
+                winner = j
+        row_max = z[winner]
+        rest = others = 0.0
         for j in range(classes):
-            total += exp(<double>z[j] - row_max)
-        log_norm = row_max + log(total)
-        loss += log_norm - <double>z[labels__r[r]]
+            e = exp(<double>z[j] - row_max)
+            if j != winner:
+                rest += e
+            if j != label:
+                others += e
+        total = 1.0 + rest
+        loss += log1p(rest) + (row_max - <double>z[label])
         for j in range(classes):
-            grad[j] = <floating>((exp(<double>z[j] - log_norm) - (j == labels__r[r])) / rows)
+            if j == label:
+                grad[j] = <floating>(-others / total / rows)
+            else:
+                grad[j] = <floating>(exp(<double>z[j] - row_max) / total / rows)
     return loss / rows
 
 

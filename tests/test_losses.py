@@ -24,13 +24,21 @@ def _oracle(name, output, target):
     rows = a.shape[0]
     if name == "softmax_cross_entropy":
         t = np.eye(a.shape[1], dtype=np.longdouble)[target]
-        m = a.max(axis=1, keepdims=True)
-        p = np.exp(a - m) / np.exp(a - m).sum(axis=1, keepdims=True)
-        log_norm, picked = m[:, 0] + np.log(np.exp(a - m).sum(axis=1)), (a * t).sum(axis=1)
-        magnitude = (np.abs(log_norm) + np.abs(picked)).sum() / rows   # the difference cancels
-        # exp(z - log_norm) turns the rounding of its argument, ~u (|z| + |log_norm|), into a relative error.
-        grad_magnitude = (p * (2 + np.abs(a) + 2 * np.abs(m)) + t) / rows
-        return (log_norm - picked).sum() / rows, (p - t) / rows, magnitude, grad_magnitude
+        shifted = a - a.max(axis=1, keepdims=True)   # rounded 2^11 times finer than float64's u
+        e = np.exp(shifted)
+        total = e.sum(axis=1, keepdims=True)
+        # Long double has only 11 bits more than float64: not enough for log(1 + tiny) or for
+        # p_y - 1 with p_y near 1.  So the plain identities log T = log1p(sum of the e_k
+        # other than one maximum's 1) and p_y - 1 = -(sum of the other p_k).
+        first_max = np.arange(a.shape[1]) == a.argmax(axis=1)[:, None]
+        terms = np.log1p(np.where(first_max, 0, e).sum(axis=1)) - (shifted * t).sum(axis=1)
+        grad = np.where(t == 1, -np.where(t == 1, 0, e).sum(axis=1, keepdims=True), e) / total
+        # Rounding the shifted logit s costs u|s| in e^s, relative; the loss's terms are
+        # log T (relative error of T) and -s_y (exact or u|s_y|).  Nothing scales with
+        # the logits' size itself, only with their differences.
+        spread = 4 + np.abs(shifted).max(axis=1, keepdims=True)
+        magnitude = (np.abs(terms) * spread[:, 0]).sum() / rows
+        return terms.sum() / rows, grad / rows, magnitude, np.abs(grad) * spread / rows
     t = target.astype(np.longdouble)
     if name == "binary_cross_entropy_with_logits":
         terms = np.logaddexp(0, a) - a * t          # -ln(1 - sigma) - z t, written another way
@@ -79,6 +87,36 @@ def test_losses_match_an_extended_precision_oracle_on_both_backends(case):
         assert abs(got_loss - float(loss)) <= (terms + 8) * 2.0**-53 * float(magnitude) + 1e-300
         error = np.abs(got_grad.astype(np.longdouble) - grad)
         assert np.all(error <= GRAD_RTOL[output.dtype] * grad_magnitude + np.finfo(output.dtype).tiny)
+
+
+@pytest.mark.parametrize("top", [1e4, 1e15, 2.0**53])
+@pytest.mark.parametrize("label", [0, 1])
+def test_softmax_cross_entropy_of_huge_close_logits_is_exact(top, label, each_backend):
+    """Regression: logits (m, m - 10) lost eps*m of the loss (all of it at m = 1e15).
+
+    The closed form, r = e^-10: loss = log1p(r) + 10 [label 1]; gradient
+    (-r, r) / (1 + r) for label 0, (1, -1) / (1 + r) for label 1, summing to 0.
+    """
+    logits = np.array([[top, top - 10]])
+    assert logits[0, 0] - logits[0, 1] == 10   # integers below 2^53: the gap is exact
+    r = np.exp(np.longdouble(-10))
+    exact_loss = np.log1p(r) + 10 * label
+    exact_grad = np.array([-r, r]) / (1 + r) if label == 0 else np.array([1, -1]) / (1 + r)
+    loss, grad = refnet.softmax_cross_entropy(logits, [label])
+    assert abs(loss - exact_loss) <= 2 * 2.0**-53 * exact_loss
+    np.testing.assert_array_less(np.abs(grad[0] - exact_grad), 4 * 2.0**-53 * np.abs(exact_grad))
+    assert grad.sum() == 0
+
+
+def test_softmax_cross_entropy_matches_pytorch_on_shifted_logits(each_backend):
+    """An oracle nobody here wrote: torch's cross_entropy in float64, near-exact on these rows."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    logits = 1e12 + rng.standard_normal((64, 5)) * 3   # large offset, small spread
+    labels = rng.integers(0, 5, 64)
+    loss, _ = refnet.softmax_cross_entropy(logits, labels)
+    expected = torch.nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)).item()
+    assert loss == pytest.approx(expected, rel=1e-13)
 
 
 @given(loss_case())

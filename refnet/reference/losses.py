@@ -41,19 +41,34 @@ def softmax_cross_entropy(logits, labels, grad):
               \frac{\partial L}{\partial z_{rk}} = \frac{\operatorname{softmax}(z_r)_k
               - [k = y_r]}{N}
 
-    The log-sum-exp is taken as :math:`m + \log \sum_k e^{z_k - m}` with
-    :math:`m = \max_k z_k`, so no exponent is positive and huge logits neither
-    overflow nor lose the loss.
+    Everything is computed from the shifted logits :math:`s_k = z_k - m`,
+    :math:`m = \max_k z_k` (the first maximum, index :math:`w`), whose exponents
+    :math:`e_k = e^{s_k} \le 1` cannot overflow:
+
+    .. math:: \ell = \log\Bigl(1 + \sum_{k \ne w} e_k\Bigr) - s_y, \qquad
+              \operatorname{softmax}_k = \frac{e_k}{T}, \qquad
+              \operatorname{softmax}_y - 1 = -\frac{\sum_{k \ne y} e_k}{T},
+              \qquad T = 1 + \sum_{k \ne w} e_k
+
+    Forming :math:`m + \log T` and subtracting :math:`z_y` would cost
+    :math:`\varepsilon |m|`: the whole loss at logits :math:`(10^{15}, 10^{15} - 10)`.
+    ``log1p`` keeps the loss of a confident right answer, and the label's
+    gradient as a sum of the other classes, not :math:`e_y/T - 1`, keeps its
+    small magnitude.
     """
-    rows = logits.shape[0]
+    rows, classes = logits.shape
     z = logits.astype(np.float64)
-    row_max = z.max(axis=1, keepdims=True)
-    log_norm = row_max + np.log(np.exp(z - row_max).sum(axis=1, keepdims=True))
-    picked = z[np.arange(rows), labels]
-    onehot = np.zeros_like(z)
-    onehot[np.arange(rows), labels] = 1
-    grad[...] = (np.exp(z - log_norm) - onehot) / rows
-    return float((log_norm[:, 0] - picked).sum() / rows)
+    every_row = np.arange(rows)
+    winner = z.argmax(axis=1)
+    shifted = z - z[every_row, winner][:, None]
+    e = np.exp(shifted)
+    column = np.arange(classes)
+    rest = np.where(column == winner[:, None], 0, e).sum(axis=1)
+    is_label = column == labels[:, None]
+    others = np.where(is_label, 0, e).sum(axis=1)
+    total = 1 + rest
+    grad[...] = np.where(is_label, -others[:, None], e) / total[:, None] / rows
+    return float((np.log1p(rest) - shifted[every_row, labels]).sum() / rows)
 
 
 def binary_cross_entropy_with_logits(logits, targets, grad):
