@@ -19,7 +19,7 @@ say the shape: ``__r`` rows, ``__u`` units, ``__rk`` rows × (units·pieces).
 from cython cimport floating
 
 import numpy as np
-from libc.math cimport exp, fabs, INFINITY
+from libc.math cimport fabs, INFINITY
 
 
 # --- sigmoid and tanh ---------------------------------------------------------
