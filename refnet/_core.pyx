@@ -42,6 +42,15 @@ cdef extern from "_vmath.h" nogil:
         void (*tanh_backward_d)(const double*, const double*, double*, Py_ssize_t) noexcept nogil
         void (*exp_shifted_f)(const float*, double, double*, Py_ssize_t) noexcept nogil
         void (*exp_shifted_d)(const double*, double, double*, Py_ssize_t) noexcept nogil
+        void (*adam_f)(float*, const float*, float*, float*, float, float, float, float, float,
+                       float, float, float, float, Py_ssize_t, Py_ssize_t) noexcept nogil
+        void (*adam_penalised_f)(float*, const float*, float*, float*, float, float, float, float,
+                                 float, float, float, float, float, Py_ssize_t, Py_ssize_t) noexcept nogil
+        void (*adam_d)(double*, const double*, double*, double*, double, double, double, double,
+                       double, double, double, double, double, Py_ssize_t, Py_ssize_t) noexcept nogil
+        void (*adam_penalised_d)(double*, const double*, double*, double*, double, double, double,
+                                 double, double, double, double, double, double, Py_ssize_t,
+                                 Py_ssize_t) noexcept nogil
     refnet_vmath_table refnet_vmath
     const char* refnet_vmath_select(int limit)
     double refnet_exp(double x)

@@ -301,38 +301,24 @@ cdef void _rmsprop_variant(floating* param, const floating* grad, floating* squa
                            keep, start, stop, False, False, False)
 
 
-cdef inline void _adam(floating* param, const floating* grad, floating* exp_avg,
-                       floating* exp_avg_sq, floating step_size, floating root_c2,
-                       floating one_minus_beta1, floating beta2, floating one_minus_beta2,
-                       floating eps, floating l2, floating l1, bint penalised, floating keep,
-                       Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
-    """m += (1 - b1)(g - m);  v := b2 v + (1 - b2) g^2;  theta := keep * theta - step_size * m / (sqrt(v) / root_c2 + eps)"""
-    cdef Py_ssize_t i
-    cdef floating theta, g, m, v, d
-    for i in range(start, stop):
-        theta = param[i]
-        g = _regularised(theta, grad[i], l2, l1, penalised)
-        m = exp_avg[i]
-        m = m + one_minus_beta1 * (g - m)
-        exp_avg[i] = m
-        v = beta2 * exp_avg_sq[i] + one_minus_beta2 * g * g
-        exp_avg_sq[i] = v
-        d = _root(v) / root_c2 + eps
-        param[i] = keep * theta - step_size * m / _nonzero(d)
-
-
 cdef void _adam_variant(floating* param, const floating* grad, floating* exp_avg,
                        floating* exp_avg_sq, floating step_size, floating root_c2,
                        floating one_minus_beta1, floating beta2, floating one_minus_beta2,
                        floating eps, floating l2, floating l1, bint penalised, floating keep,
                        Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
-    """_adam with its flag as a literal"""
-    if penalised:
-        _adam(param, grad, exp_avg, exp_avg_sq, step_size, root_c2, one_minus_beta1, beta2,
-              one_minus_beta2, eps, l2, l1, True, keep, start, stop)
+    """m += (1 - b1)(g - m);  v := b2 v + (1 - b2) g^2;  theta := keep * theta - step_size * m / (sqrt(v) / root_c2 + eps)
+
+    The loop is in _vmath.h, cloned per instruction set like the activations: float64
+    sqrt and division are compute-bound on two lanes.  One loop per penalty flag.
+    """
+    if floating is float:
+        (refnet_vmath.adam_penalised_f if penalised else refnet_vmath.adam_f)(
+            param, grad, exp_avg, exp_avg_sq, step_size, root_c2, one_minus_beta1, beta2,
+            one_minus_beta2, eps, l2, l1, keep, start, stop)
     else:
-        _adam(param, grad, exp_avg, exp_avg_sq, step_size, root_c2, one_minus_beta1, beta2,
-              one_minus_beta2, eps, l2, l1, False, keep, start, stop)
+        (refnet_vmath.adam_penalised_d if penalised else refnet_vmath.adam_d)(
+            param, grad, exp_avg, exp_avg_sq, step_size, root_c2, one_minus_beta1, beta2,
+            one_minus_beta2, eps, l2, l1, keep, start, stop)
 
 
 # The wrappers split the arrays into one block per thread (OpenMP, where the build has it)
