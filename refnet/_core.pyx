@@ -52,6 +52,17 @@ cdef extern from "_vmath.h" nogil:
                                  double, double, double, double, double, double, Py_ssize_t,
                                  Py_ssize_t) noexcept nogil
     refnet_vmath_table refnet_vmath
+    int refnet_rmsprop_variant(int penalised, int root_state, int centered, int with_momentum)
+    void refnet_rmsprop_float(int variant, float* param, const float* grad, float* square_avg,
+                              float* grad_avg, float* momentum_buffer, float lr, float old_weight,
+                              float new_weight, float momentum, float eps_in, float eps_out,
+                              float gain, float scale, float l2, float l1, float keep,
+                              Py_ssize_t start, Py_ssize_t stop)
+    void refnet_rmsprop_double(int variant, double* param, const double* grad, double* square_avg,
+                               double* grad_avg, double* momentum_buffer, double lr,
+                               double old_weight, double new_weight, double momentum,
+                               double eps_in, double eps_out, double gain, double scale, double l2,
+                               double l1, double keep, Py_ssize_t start, Py_ssize_t stop)
     const char* refnet_vmath_select(int limit)
     double refnet_exp(double x)
     double _sigmoid_of "refnet_sigmoid_of"(double z)

@@ -1,5 +1,6 @@
-/* Branch-free exp and expm1, the activation loops built on them, and Adam's update loop,
- * each cloned per instruction set and chosen at run time.
+/* Branch-free exp and expm1, the activation loops built on them, and
+ * the optimizers' Adam and RMSProp/Adagrad loops, each cloned per instruction set and
+ * chosen at run time.
  *
  * Why: libm's exp is a call the compiler cannot vectorise, so sigmoid ran at a tenth of
  * memory speed.  These functions use only + - * / and bit operations on the exponent
@@ -175,6 +176,116 @@ typedef void (*refnet_adam_f)(float*, const float*, float*, float*, float, float
 typedef void (*refnet_adam_d)(double*, const double*, double*, double*, double, double, double,
                               double, double, double, double, double, double, ptrdiff_t, ptrdiff_t);
 
+/* RMSProp and Adagrad (weights (1, 1)), every variant, as the Cython loops they replaced and
+   the NumPy reference: the same operations in the same order, so the same bits.  One loop
+   per combination of flags (literals, so the compiler specialises and vectorises each):
+   g := g + l2 theta + l1 sgn(theta) where penalised;
+   root state (Lee): s := sqrt(a (s/2^e)^2 + b (|g|/2^e)^2) 2^e with 2^e the binade of
+   s + |g| clipped to keep both powers normal, d := s + eps_out;  otherwise
+   v := a v + b g^2 (centered: minus the square of g_bar := a g_bar + b g, floored at 0),
+   d := sqrt(v + eps_in) + eps_out;  n := g / max(d, tiny);
+   with momentum: B := mu B + gain n, theta := keep theta - scale B; else theta := keep theta - lr n. */
+/* down = 2^-e and up = 2^e where m = f 2^e, f in [0.5, 1) (np.frexp), m >= 0 clipped to
+   [2^-bias, TOP] first so that both are normal (as the reference does).  From the exponent
+   field with integer and/add/subtract, which vectorise where frexp and ldexp do not: for a
+   biased exponent E of m, 2^-e has the biased exponent 2 bias - 1 - E and 2^e has E + 1; a
+   zero or subnormal m has E = 0, the E of 2^-bias, so the clip from below is free. */
+#define REFNET_BINADE(T, U, m, down, up, TOP, MASK, DOWN_BASE, UNIT)                       \
+    {                                                                                       \
+        T clipped_ = (m) <= TOP ? (m) : TOP;                                                \
+        U field_;                                                                           \
+        memcpy(&field_, &clipped_, sizeof field_);                                          \
+        field_ &= MASK;                                                                     \
+        U power_ = DOWN_BASE - field_;                                                      \
+        memcpy(&(down), &power_, sizeof power_);                                            \
+        power_ = field_ + UNIT;                                                             \
+        memcpy(&(up), &power_, sizeof power_);                                              \
+    }
+#define REFNET_RMSPROP(name, T, U, SQRT, TINY, TOP, MASK, DOWN_BASE, UNIT, penalised, root_state, \
+                       centered, with_momentum, attr)                                       \
+    attr static void name(T* param, const T* grad, T* square_avg, T* grad_avg,               \
+                          T* momentum_buffer, T lr, T old_weight, T new_weight, T momentum, \
+                          T eps_in, T eps_out, T gain, T scale, T l2, T l1, T keep,         \
+                          ptrdiff_t start, ptrdiff_t stop) {                                \
+        for (ptrdiff_t i = start; i < stop; i++) {                                          \
+            T theta = param[i];                                                             \
+            T g = grad[i];                                                                  \
+            T d;                                                                            \
+            if (penalised) {                                                                \
+                T up_ = theta > 0 ? l1 : (T)0;                                              \
+                T down_ = theta < 0 ? l1 : (T)0;                                            \
+                g = g + l2 * theta + (up_ - down_);                                         \
+            }                                                                               \
+            if (root_state) {                                                               \
+                T v = square_avg[i];                                                        \
+                T magnitude = (T)fabs(g);                                                   \
+                T down, up;                                                                 \
+                REFNET_BINADE(T, U, v + magnitude, down, up, TOP, MASK, DOWN_BASE, UNIT)    \
+                v = down * v;                                                               \
+                magnitude = down * magnitude;                                               \
+                v = SQRT(old_weight * (v * v) + new_weight * (magnitude * magnitude)) * up; \
+                square_avg[i] = v;                                                          \
+                d = v + eps_out;                                                            \
+            } else {                                                                        \
+                T v = old_weight * square_avg[i] + new_weight * g * g;                      \
+                square_avg[i] = v;                                                          \
+                T variance = v;                                                             \
+                if (centered) {                                                             \
+                    T g_bar = old_weight * grad_avg[i] + new_weight * g;                    \
+                    grad_avg[i] = g_bar;                                                    \
+                    variance = v - g_bar * g_bar;                                           \
+                    variance = variance < 0 ? (T)0 : variance;                              \
+                }                                                                           \
+                d = SQRT(variance + eps_in) + eps_out;                                      \
+            }                                                                               \
+            T normalised = g / (d < TINY ? TINY : d);                                       \
+            if (with_momentum) {                                                            \
+                T b = momentum * momentum_buffer[i] + gain * normalised;                    \
+                momentum_buffer[i] = b;                                                     \
+                param[i] = keep * theta - scale * b;                                        \
+            } else {                                                                        \
+                param[i] = keep * theta - lr * normalised;                                  \
+            }                                                                               \
+        }                                                                                   \
+    }
+
+#define REFNET_RMSPROP_F(name, pen, root, cen, mom, attr)                                   \
+    REFNET_RMSPROP(name, float, uint32_t, sqrtf, FLT_TRUE_MIN, 0x1p125f, 0x7F800000u,      \
+                   0x7E800000u, 0x00800000u, pen, root, cen, mom, attr)
+#define REFNET_RMSPROP_D(name, pen, root, cen, mom, attr)                                   \
+    REFNET_RMSPROP(name, double, uint64_t, sqrt, DBL_TRUE_MIN, 0x1p1021, 0x7FF0000000000000u, \
+                   0x7FD0000000000000u, 0x0010000000000000u, pen, root, cen, mom, attr)
+
+typedef void (*refnet_rmsprop_f)(float*, const float*, float*, float*, float*, float, float, float,
+                                 float, float, float, float, float, float, float, float,
+                                 ptrdiff_t, ptrdiff_t);
+typedef void (*refnet_rmsprop_d)(double*, const double*, double*, double*, double*, double, double,
+                                 double, double, double, double, double, double, double, double,
+                                 double, ptrdiff_t, ptrdiff_t);
+
+/* The variants in the order refnet_rmsprop_variant numbers them: penalised * 6 + one of
+   (root), (root, momentum), (), (momentum), (centered), (centered, momentum). */
+#define REFNET_RMSPROP_ALL(S, T, suffix, attr)                                              \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##0_##suffix, 0, 1, 0, 0, attr)                    \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##1_##suffix, 0, 1, 0, 1, attr)                    \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##2_##suffix, 0, 0, 0, 0, attr)                    \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##3_##suffix, 0, 0, 0, 1, attr)                    \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##4_##suffix, 0, 0, 1, 0, attr)                    \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##5_##suffix, 0, 0, 1, 1, attr)                    \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##6_##suffix, 1, 1, 0, 0, attr)                    \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##7_##suffix, 1, 1, 0, 1, attr)                    \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##8_##suffix, 1, 0, 0, 0, attr)                    \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##9_##suffix, 1, 0, 0, 1, attr)                    \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##10_##suffix, 1, 0, 1, 0, attr)                   \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##11_##suffix, 1, 0, 1, 1, attr)
+#define REFNET_RMSPROP_LIST(T, suffix)                                                      \
+    {refnet_rmsprop_##T##0_##suffix, refnet_rmsprop_##T##1_##suffix,                        \
+     refnet_rmsprop_##T##2_##suffix, refnet_rmsprop_##T##3_##suffix,                        \
+     refnet_rmsprop_##T##4_##suffix, refnet_rmsprop_##T##5_##suffix,                        \
+     refnet_rmsprop_##T##6_##suffix, refnet_rmsprop_##T##7_##suffix,                        \
+     refnet_rmsprop_##T##8_##suffix, refnet_rmsprop_##T##9_##suffix,                        \
+     refnet_rmsprop_##T##10_##suffix, refnet_rmsprop_##T##11_##suffix}
+
 /* No `restrict`: the elementwise kernels may run in place (out == z); the compiler
    checks for overlap at run time and vectorises either way. */
 typedef struct {
@@ -197,6 +308,8 @@ typedef struct {
     refnet_adam_f adam_penalised_f;
     refnet_adam_d adam_d;
     refnet_adam_d adam_penalised_d;
+    refnet_rmsprop_f rmsprop_f[12];   /* numbered by refnet_rmsprop_variant */
+    refnet_rmsprop_d rmsprop_d[12];
 } refnet_vmath_table;
 
 #define REFNET_TABLE(suffix, attr)                                                          \
@@ -218,6 +331,8 @@ typedef struct {
     REFNET_ADAM(refnet_adam_penalised_f_##suffix, float, sqrtf, FLT_TRUE_MIN, 1, attr)       \
     REFNET_ADAM(refnet_adam_d_##suffix, double, sqrt, DBL_TRUE_MIN, 0, attr)                 \
     REFNET_ADAM(refnet_adam_penalised_d_##suffix, double, sqrt, DBL_TRUE_MIN, 1, attr)       \
+    REFNET_RMSPROP_ALL(F, f, suffix, attr)                                                  \
+    REFNET_RMSPROP_ALL(D, d, suffix, attr)                                                  \
     static const refnet_vmath_table refnet_vmath_##suffix = {                               \
         #suffix,                                                                            \
         refnet_sigmoid_f_##suffix, refnet_sigmoid_d_##suffix,                               \
@@ -229,6 +344,7 @@ typedef struct {
         refnet_exp_shifted_f_##suffix, refnet_exp_shifted_d_##suffix,                      \
         refnet_adam_f_##suffix, refnet_adam_penalised_f_##suffix,                           \
         refnet_adam_d_##suffix, refnet_adam_penalised_d_##suffix,                           \
+        REFNET_RMSPROP_LIST(f, suffix), REFNET_RMSPROP_LIST(d, suffix),                     \
     };
 
 REFNET_TABLE(baseline, )
@@ -256,6 +372,33 @@ static const char* refnet_vmath_select(int limit) {
     (void)limit;
 #endif
     return refnet_vmath.isa;
+}
+
+/* The index of an RMSProp/Adagrad variant in the table (root state is never centered). */
+static inline int refnet_rmsprop_variant(int penalised, int root_state, int centered, int with_momentum) {
+    int variant = root_state ? (with_momentum ? 1 : 0) : 2 + 2 * (centered != 0) + (with_momentum != 0);
+    return 6 * (penalised != 0) + variant;
+}
+
+static inline void refnet_rmsprop_float(int variant, float* param, const float* grad, float* square_avg,
+                                        float* grad_avg, float* momentum_buffer, float lr,
+                                        float old_weight, float new_weight, float momentum,
+                                        float eps_in, float eps_out, float gain, float scale,
+                                        float l2, float l1, float keep, ptrdiff_t start, ptrdiff_t stop) {
+    refnet_vmath.rmsprop_f[variant](param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight,
+                                    new_weight, momentum, eps_in, eps_out, gain, scale, l2, l1, keep,
+                                    start, stop);
+}
+
+static inline void refnet_rmsprop_double(int variant, double* param, const double* grad,
+                                         double* square_avg, double* grad_avg,
+                                         double* momentum_buffer, double lr, double old_weight,
+                                         double new_weight, double momentum, double eps_in,
+                                         double eps_out, double gain, double scale, double l2,
+                                         double l1, double keep, ptrdiff_t start, ptrdiff_t stop) {
+    refnet_vmath.rmsprop_d[variant](param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight,
+                                    new_weight, momentum, eps_in, eps_out, gain, scale, l2, l1, keep,
+                                    start, stop);
 }
 
 #endif /* REFNET_VMATH_H */

@@ -767,16 +767,16 @@ def test_the_same_arrays_are_checked_once(monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("kwargs", [{}, {"weight_decay": 0.01, "l1": 1e-3}], ids=["plain", "penalised"])
-def test_adam_gives_the_reference_bits_on_every_instruction_set(kwargs, dtype):
-    """Adam's loop is cloned per instruction set (AVX-512, AVX2, baseline): each clone this
-    CPU runs performs the reference's operations, so gives its bits."""
+@pytest.mark.parametrize(("cls", "kwargs"), CONFIGS, ids=CONFIG_IDS)
+def test_every_instruction_set_gives_the_reference_bits(cls, kwargs, dtype):
+    """Adam's and RMSProp/Adagrad's loops are cloned per instruction set (AVX-512, AVX2,
+    baseline): each clone this CPU runs performs the reference's operations, so gives its bits."""
     from refnet import _core
 
     try:
         for isa in _core.ISA_CLONES:
             _core._select_isa(isa)
-            compiled, reference_result = compiled_and_reference_after_steps(refnet.Adam, kwargs, dtype, size=1001)
+            compiled, reference_result = compiled_and_reference_after_steps(cls, kwargs, dtype, size=1001)
             np.testing.assert_array_equal(compiled, reference_result, err_msg=isa)
     finally:
         _core._select_isa()
