@@ -349,8 +349,9 @@ typedef struct {
 
 REFNET_TABLE(baseline, )
 
-/* Wider clones where the compiler can target them and the CPU can be asked at run time. */
-#if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
+/* Wider clones where the compiler can target them and the CPU can be asked at run time
+   (-DREFNET_NO_ISA_CLONES compiles the portable build alone, as on ARM64). */
+#if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__) && !defined(REFNET_NO_ISA_CLONES)
 #define REFNET_X86_CLONES 1
 REFNET_TABLE(avx2, __attribute__((target("avx2"))))
 REFNET_TABLE(avx512, __attribute__((target("avx512f"))))
