@@ -75,16 +75,16 @@ def main(argv):
             sys.exit("no asv results: run `asv run` first, or pass a results file")
         path = max(files, key=lambda f: f.stat().st_mtime)
     values = read(path)
-    print(f"{path}\n{'target':58s} {'ratio':>8s}  bound   met")
+    print(f"{path}\n{'target':66s} {'ratio':>8s}  bound   met")
     for what, numerator, denominator, scale, comparison, bound in targets():
         top = values.get(numerator)
         bottom = 1.0 if denominator is None else values.get(denominator)
         if top is None or bottom is None:
-            print(f"{what:58s} {'-':>8s}  {comparison} {bound:<4}  (not measured)")
+            print(f"{what:66s} {'-':>8s}  {comparison} {bound:<4}  (not measured)")
             continue
         ratio = scale * top / bottom
         met = ratio >= bound if comparison == ">=" else ratio <= bound
-        print(f"{what:58s} {ratio:8.2f}  {comparison} {bound:<4}  {'yes' if met else 'NO'}")
+        print(f"{what:66s} {ratio:8.2f}  {comparison} {bound:<4}  {'yes' if met else 'NO'}")
 
 
 if __name__ == "__main__":
