@@ -12,7 +12,7 @@ batch, regularisers, callbacks, :func:`gradcheck` and :mod:`refnet.datasets`.
 """
 
 from . import bayes, datasets, ensemble, experiments, regularizers
-from .backend import get_backend, set_backend, use_backend
+from .backend import get_backend, get_num_threads, set_backend, set_num_threads, use_backend
 from .callbacks import EarlyStopping, GradientNorms
 from .functional import *  # noqa: F403 -- every validated public function
 from .functional import __all__ as _functions
@@ -33,6 +33,8 @@ __all__ = [
     "get_backend",
     "set_backend",
     "use_backend",
+    "get_num_threads",
+    "set_num_threads",
     *_functions,
     "binary_cross_entropy_with_logits",
     "cross_entropy",

@@ -17,87 +17,121 @@ say the shape: ``__r`` rows, ``__u`` units, ``__rk`` rows × (units·pieces).
 """
 
 from cython cimport floating
-from libc.math cimport copysign, exp, expm1, fabs, INFINITY
+
+import numpy as np
+from libc.math cimport fabs, INFINITY
 
 
 # --- sigmoid and tanh ---------------------------------------------------------
 
-cdef inline double _sigmoid_of(double z) noexcept nogil:
-    """sigma(z) via e = exp(-|z|) in (0, 1], which cannot overflow."""
-    cdef double e = exp(-fabs(z))
-    # The numerator is 1 for z >= 0, e for z < 0.  Picked by indexing rather than
-    # by `1 if z >= 0 else e`, which gcc compiles to a branch that random signs
-    # mispredict half the time (measured: 2x slower).
-    cdef double numerators[2]
-    numerators[0] = 1.0
-    numerators[1] = e
-    return numerators[z < 0] / (1.0 + e)
+# Branch-free exp and expm1 and the elementwise loops over them, one clone per instruction
+# set, picked at import: see _vmath.h for the algorithm and its error bound.
+cdef extern from "_vmath.h" nogil:
+    ctypedef struct refnet_vmath_table:
+        void (*sigmoid_f)(const float*, float*, Py_ssize_t) noexcept nogil
+        void (*sigmoid_d)(const double*, double*, Py_ssize_t) noexcept nogil
+        void (*sigmoid_derivative_f)(const float*, float*, Py_ssize_t) noexcept nogil
+        void (*sigmoid_derivative_d)(const double*, double*, Py_ssize_t) noexcept nogil
+        void (*tanh_f)(const float*, float*, Py_ssize_t) noexcept nogil
+        void (*tanh_d)(const double*, double*, Py_ssize_t) noexcept nogil
+        void (*tanh_derivative_f)(const float*, float*, Py_ssize_t) noexcept nogil
+        void (*tanh_derivative_d)(const double*, double*, Py_ssize_t) noexcept nogil
+        void (*sigmoid_backward_f)(const float*, const float*, float*, Py_ssize_t) noexcept nogil
+        void (*sigmoid_backward_d)(const double*, const double*, double*, Py_ssize_t) noexcept nogil
+        void (*tanh_backward_f)(const float*, const float*, float*, Py_ssize_t) noexcept nogil
+        void (*tanh_backward_d)(const double*, const double*, double*, Py_ssize_t) noexcept nogil
+        void (*exp_shifted_f)(const float*, double, double*, Py_ssize_t) noexcept nogil
+        void (*exp_shifted_d)(const double*, double, double*, Py_ssize_t) noexcept nogil
+        void (*adam_f)(float*, const float*, float*, float*, float, float, float, float, float,
+                       float, float, float, float, Py_ssize_t, Py_ssize_t) noexcept nogil
+        void (*adam_penalised_f)(float*, const float*, float*, float*, float, float, float, float,
+                                 float, float, float, float, float, Py_ssize_t, Py_ssize_t) noexcept nogil
+        void (*adam_d)(double*, const double*, double*, double*, double, double, double, double,
+                       double, double, double, double, double, Py_ssize_t, Py_ssize_t) noexcept nogil
+        void (*adam_penalised_d)(double*, const double*, double*, double*, double, double, double,
+                                 double, double, double, double, double, double, Py_ssize_t,
+                                 Py_ssize_t) noexcept nogil
+    refnet_vmath_table refnet_vmath
+    int refnet_rmsprop_variant(int penalised, int root_state, int centered, int with_momentum)
+    void refnet_rmsprop_float(int variant, float* param, const float* grad, float* square_avg,
+                              float* grad_avg, float* momentum_buffer, float lr, float old_weight,
+                              float new_weight, float momentum, float eps_in, float eps_out,
+                              float gain, float scale, float l2, float l1, float keep,
+                              Py_ssize_t start, Py_ssize_t stop)
+    void refnet_rmsprop_double(int variant, double* param, const double* grad, double* square_avg,
+                               double* grad_avg, double* momentum_buffer, double lr,
+                               double old_weight, double new_weight, double momentum,
+                               double eps_in, double eps_out, double gain, double scale, double l2,
+                               double l1, double keep, Py_ssize_t start, Py_ssize_t stop)
+    const char* refnet_vmath_select(int limit)
+    double refnet_exp(double x)
+    double _sigmoid_of "refnet_sigmoid_of"(double z)
+    double _sigmoid_derivative_of "refnet_sigmoid_derivative_of"(double z)
+    double _tanh_of "refnet_tanh_of"(double z)
+    double _tanh_derivative_of "refnet_tanh_derivative_of"(double z)
 
 
-cdef inline double _sigmoid_derivative_of(double z) noexcept nogil:
-    """sigma'(z) = sigma(|z|) * sigma(-|z|), both factors accurate."""
-    cdef double e = exp(-fabs(z))
-    return (1.0 / (1.0 + e)) * (e / (1.0 + e))
+# The clones, narrowest first; _select_isa takes one of these names.
+ISA_CLONES = ("baseline", "avx2", "avx512")
 
 
-cdef inline double _tanh_derivative_of(double z) noexcept nogil:
-    """sech^2(z) = 4e / (1 + e)^2 with e = exp(-2|z|)."""
-    cdef double e = exp(-2.0 * fabs(z))
-    return 4.0 * e / ((1.0 + e) * (1.0 + e))
+def _select_isa(str widest="avx512"):
+    """Run the transcendental loops on the widest clone this CPU has, no wider than
+    ``widest`` (tests: every clone must give the same bits); returns the clone's name."""
+    return refnet_vmath_select(ISA_CLONES.index(widest)).decode()
 
 
-cdef void _sigmoid(const floating* z, floating* out, Py_ssize_t n) noexcept nogil:
+_select_isa()
+
+
+cdef inline void _sigmoid(const floating* z, floating* out, Py_ssize_t n) noexcept nogil:
     """out := 1 / (1 + exp(-z))"""
-    cdef Py_ssize_t i
-    for i in range(n):
-        out[i] = <floating>_sigmoid_of(z[i])
+    if floating is float:
+        refnet_vmath.sigmoid_f(z, out, n)
+    else:
+        refnet_vmath.sigmoid_d(z, out, n)
 
 
-cdef void _sigmoid_derivative(const floating* z, floating* out, Py_ssize_t n) noexcept nogil:
+cdef inline void _sigmoid_derivative(const floating* z, floating* out, Py_ssize_t n) noexcept nogil:
     """out := sigma(z) * sigma(-z)"""
-    cdef Py_ssize_t i
-    for i in range(n):
-        out[i] = <floating>_sigmoid_derivative_of(z[i])
+    if floating is float:
+        refnet_vmath.sigmoid_derivative_f(z, out, n)
+    else:
+        refnet_vmath.sigmoid_derivative_d(z, out, n)
 
 
-cdef void _sigmoid_backward(const floating* grad_output, const floating* z, floating* out,
-                            Py_ssize_t n) noexcept nogil:
+cdef inline void _sigmoid_backward(const floating* grad_output, const floating* z, floating* out,
+                                   Py_ssize_t n) noexcept nogil:
     """out := grad_output * sigma(z) * sigma(-z)"""
-    cdef Py_ssize_t i
-    for i in range(n):
-        out[i] = <floating>(<double>grad_output[i] * _sigmoid_derivative_of(z[i]))
+    if floating is float:
+        refnet_vmath.sigmoid_backward_f(grad_output, z, out, n)
+    else:
+        refnet_vmath.sigmoid_backward_d(grad_output, z, out, n)
 
 
-cdef inline double _tanh_of(double z) noexcept nogil:
-    """tanh(z) = -t / (2 + t) with t = expm1(-2|z|), sign of z.
-
-    expm1 keeps 1 - e^(-2|z|) accurate near 0, where 1 - exp would cancel.  The
-    formula of musl's tanh; here twice as fast as glibc's, within 3 ulp (tested).
-    """
-    cdef double t = expm1(-2.0 * fabs(z))
-    return copysign(-t / (2.0 + t), z)
-
-
-cdef void _tanh(const floating* z, floating* out, Py_ssize_t n) noexcept nogil:
+cdef inline void _tanh(const floating* z, floating* out, Py_ssize_t n) noexcept nogil:
     """out := tanh(z)"""
-    cdef Py_ssize_t i
-    for i in range(n):
-        out[i] = <floating>_tanh_of(z[i])
+    if floating is float:
+        refnet_vmath.tanh_f(z, out, n)
+    else:
+        refnet_vmath.tanh_d(z, out, n)
 
 
-cdef void _tanh_derivative(const floating* z, floating* out, Py_ssize_t n) noexcept nogil:
+cdef inline void _tanh_derivative(const floating* z, floating* out, Py_ssize_t n) noexcept nogil:
     """out := sech(z)^2"""
-    cdef Py_ssize_t i
-    for i in range(n):
-        out[i] = <floating>_tanh_derivative_of(z[i])
+    if floating is float:
+        refnet_vmath.tanh_derivative_f(z, out, n)
+    else:
+        refnet_vmath.tanh_derivative_d(z, out, n)
 
 
-cdef void _tanh_backward(const floating* grad_output, const floating* z, floating* out,
-                         Py_ssize_t n) noexcept nogil:
+cdef inline void _tanh_backward(const floating* grad_output, const floating* z, floating* out,
+                                Py_ssize_t n) noexcept nogil:
     """out := grad_output * sech(z)^2"""
-    cdef Py_ssize_t i
-    for i in range(n):
-        out[i] = <floating>(<double>grad_output[i] * _tanh_derivative_of(z[i]))
+    if floating is float:
+        refnet_vmath.tanh_backward_f(grad_output, z, out, n)
+    else:
+        refnet_vmath.tanh_backward_d(grad_output, z, out, n)
 
 
 def sigmoid(const floating[::1] z, floating[::1] out):
@@ -300,23 +334,23 @@ def prelu_backward(const floating[:, ::1] grad_output, const floating[:, ::1] z,
 
 # --- softmax ------------------------------------------------------------------
 
-cdef void _softmax_row(const floating* z, floating* out, Py_ssize_t n) noexcept nogil:
-    """out := exp(z - max z) / sum(exp(z - max z))"""
+cdef void _softmax_row(const floating* z, floating* out, double* e, Py_ssize_t n) noexcept nogil:
+    """out := exp(z - max z) / sum(exp(z - max z));  e: n doubles of work space (may be out for double)"""
     cdef Py_ssize_t j
-    cdef double row_max = -INFINITY, total = 0.0, e
+    cdef double row_max = -INFINITY, total = 0.0
     for j in range(n):
         if z[j] > row_max or z[j] != z[j]:   # a NaN sticks, as in NumPy's max
             row_max = z[j]
+    # The exponentials in double on the vector clone, then their sum in order, then one
+    # rounding each: float32 results are the double quotient rounded once.
+    if floating is float:
+        refnet_vmath.exp_shifted_f(z, row_max, e, n)
+    else:
+        refnet_vmath.exp_shifted_d(z, row_max, e, n)
     for j in range(n):
-        e = exp(<double>z[j] - row_max)
-        total += e
-        if floating is double:
-            out[j] = e   # exact; float32 recomputes e below rather than round it twice
+        total += e[j]
     for j in range(n):
-        if floating is double:
-            out[j] = out[j] / total
-        else:
-            out[j] = <float>(exp(<double>z[j] - row_max) / total)
+        out[j] = <floating>(e[j] / total)
 
 
 cdef void _softmax_backward_row(const floating* grad_output, const floating* output,
@@ -332,10 +366,16 @@ cdef void _softmax_backward_row(const floating* grad_output, const floating* out
 
 def softmax(const floating[:, ::1] z, floating[:, ::1] out):
     cdef Py_ssize_t r
+    cdef double[::1] work
     if z.shape[0] and z.shape[1]:
+        # float64 rows keep their exponentials in out itself; float32 rows need doubles.
+        work = None if floating is double else np.empty(z.shape[1], dtype=np.float64)
         with nogil:
             for r in range(z.shape[0]):
-                _softmax_row(&z[r, 0], &out[r, 0], z.shape[1])
+                if floating is double:
+                    _softmax_row(&z[r, 0], &out[r, 0], &out[r, 0], z.shape[1])
+                else:
+                    _softmax_row(&z[r, 0], &out[r, 0], &work[0], z.shape[1])
     return out.base
 
 

@@ -1,7 +1,7 @@
 # Dense layers: y = act(x . W + b), forward and backward, with BLAS from SciPy.
 #
-# Included at the end of _core.pyx, so it shares its imports and the scalar
-# helpers (_sigmoid_of, _sigmoid_derivative_of, _tanh_of, _tanh_derivative_of).
+# Included at the end of _core.pyx, so it shares its imports and the elementwise
+# loops (_sigmoid, _tanh and their backward passes, on the clone chosen at import).
 #
 # The matrix products go to sgemm/dgemm from scipy.linalg.cython_blas (the BLAS
 # SciPy links, so refnet links none of its own).  The bias add and the
@@ -60,11 +60,9 @@ cdef void _bias_activation_rows(int code, const floating* bias__o, floating slop
                 zi = z[o]
                 out[o] = zi * (1 if zi > 0 else slope)
         elif code == SIGMOID:
-            for o in range(n_out):
-                out[o] = <floating>_sigmoid_of(z[o])
+            _sigmoid(z, out, n_out)
         elif code == TANH:
-            for o in range(n_out):
-                out[o] = <floating>_tanh_of(z[o])
+            _tanh(z, out, n_out)
         elif out != z:
             for o in range(n_out):
                 out[o] = z[o]
@@ -91,11 +89,9 @@ cdef void _delta_rows(int code, const floating* grad_output__ro, const floating*
             for o in range(n_out):
                 gz[o] = g[o] * (1 if z[o] > 0 else slope)   # vectorises, as in the forward pass
         elif code == SIGMOID:
-            for o in range(n_out):
-                gz[o] = <floating>(<double>g[o] * _sigmoid_derivative_of(z[o]))
+            _sigmoid_backward(g, z, gz, n_out)
         elif code == TANH:
-            for o in range(n_out):
-                gz[o] = <floating>(<double>g[o] * _tanh_derivative_of(z[o]))
+            _tanh_backward(g, z, gz, n_out)
         elif gz != g:
             for o in range(n_out):
                 gz[o] = g[o]

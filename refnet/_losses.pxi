@@ -2,7 +2,8 @@
 # and writes d(loss)/d(input).  Included at the end of _core.pyx.
 #
 # Sums are accumulated in double for both dtypes and the loss is returned as a
-# Python float; gradients are evaluated in double and rounded once.
+# Python float; gradients are evaluated in double and rounded once.  exp is the
+# core's branch-free one (_vmath.h, < 1 ulp, inlined); log and log1p are libm's.
 # Axis letters: __rk rows x classes (or units), __r rows.
 
 from libc.math cimport log, log1p
@@ -32,7 +33,7 @@ cdef double _softmax_cross_entropy(const floating* logits__rk, const Py_ssize_t*
         row_max = z[winner]
         rest = others = 0.0
         for j in range(classes):
-            e = exp(<double>z[j] - row_max)
+            e = refnet_exp(<double>z[j] - row_max)
             if j != winner:
                 rest += e
             if j != label:
@@ -43,7 +44,7 @@ cdef double _softmax_cross_entropy(const floating* logits__rk, const Py_ssize_t*
             if j == label:
                 grad[j] = <floating>(-others / total / rows)
             else:
-                grad[j] = <floating>(exp(<double>z[j] - row_max) / total / rows)
+                grad[j] = <floating>(refnet_exp(<double>z[j] - row_max) / total / rows)
     return loss / rows
 
 
@@ -56,7 +57,7 @@ cdef double _binary_cross_entropy_with_logits(const floating* logits, const floa
     for i in range(n):
         z = logits[i]
         t = targets[i]
-        loss += (z if z > 0 else 0.0) - z * t + log1p(exp(-fabs(z)))
+        loss += (z if z > 0 else 0.0) - z * t + log1p(refnet_exp(-fabs(z)))
         grad[i] = <floating>((_sigmoid_of(z) - t) / rows)
     return loss / rows
 

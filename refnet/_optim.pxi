@@ -7,35 +7,14 @@
 # reference, in the array's own precision (scalars rounded to it once), so they
 # agree to the bit.  Structural variants (Nesterov, centered, momentum, root state, a penalty)
 # are separate loops: an `inline` loop body is called with literal flags, and the
-# C compiler specialises and vectorises each copy.
+# C compiler specialises and vectorises each copy.  The loops bound by sqrt and division
+# (RMSProp/Adagrad, Adam) are in _vmath.h, cloned per instruction set (AVX-512, AVX2,
+# baseline) and chosen at import; SGD's, bound by memory, stay here.
 
 import os
 
 from cython.parallel cimport prange
-from libc.math cimport sqrt, sqrtf
-from libc.stdint cimport uint32_t, uint64_t
-from libc.string cimport memcpy
-
-
-cdef extern from "<float.h>":
-    const float FLT_TRUE_MIN
-    const double DBL_TRUE_MIN
-
-
-cdef inline floating _root(floating x) noexcept nogil:
-    """sqrt(x) in the precision of x (both correctly rounded, as np.sqrt)"""
-    if floating is float:
-        return sqrtf(x)
-    else:
-        return sqrt(x)
-
-
-cdef inline floating _nonzero(floating d) noexcept nogil:
-    """max(d, smallest subnormal), NaN propagating as np.maximum: a zero denominator gives a zero step"""
-    if floating is float:
-        return FLT_TRUE_MIN if d < FLT_TRUE_MIN else d
-    else:
-        return DBL_TRUE_MIN if d < DBL_TRUE_MIN else d
+from libc.math cimport sqrt
 
 
 cdef extern from *:
@@ -50,13 +29,21 @@ cdef extern from *:
     int refnet_max_threads() noexcept nogil
 
 
-# Elements per thread below which waking a second thread costs more than it saves: two
-# threads already win at 2 x 2^13 elements (measured: SGD 26 -> 19 us, Lee's RMSProp
-# 89 -> 68 us, in float64).
+# Elements per thread below which waking a second thread costs more than it saves, when
+# threads are asked for: two threads win at 2 x 2^13 elements on an idle machine (measured:
+# SGD 26 -> 19 us, Lee's RMSProp 89 -> 68 us, in float64).
 cdef Py_ssize_t _MIN_BLOCK = 1 << 13
 # Block boundaries fall on multiples of 16 elements, 64 bytes for float32: whole cache
 # lines, which two threads then never both write.
 cdef Py_ssize_t _BLOCK_ALIGN = 16
+
+# Threads the updates may use; 1 unless refnet.set_num_threads asks for more.  In a training
+# loop the updates alternate with BLAS's matrix products, and BLAS keeps its own pool of
+# threads spinning for milliseconds after each product: an OpenMP pool beside it fights it
+# for the cores (measured on 2 cores, 784-256-256-10 with Adam: 16 ms a step at batch 128
+# and 13.6 ms at batch 16 with the updates split, 1.6 and 0.6 ms on one thread; even a
+# 4096 x 4096 float64 layer stepped 8% slower split).  One pool at a time is the default.
+cdef int _threads = 1
 
 # GNU OpenMP's threads do not survive fork(): a child that starts a parallel region waits
 # for them forever.  A forked child therefore runs every update on its own thread.
@@ -71,54 +58,31 @@ def _after_fork_in_child():
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def _set_num_threads(int threads):
+    global _threads
+    _threads = threads
+
+
+def _get_num_threads():
+    return _threads
+
+
+def _openmp_threads():
+    """The threads OpenMP offers (OMP_NUM_THREADS, threadpoolctl), 1 in a build without it."""
+    return refnet_max_threads()
+
+
 cdef inline Py_ssize_t _blocks(Py_ssize_t n) noexcept nogil:
-    """How many threads update n elements: as many as OpenMP offers, each with at least _MIN_BLOCK"""
+    """How many threads update n elements: those asked for and offered by OpenMP, each with at least _MIN_BLOCK"""
     if _forked:
         return 1 if n else 0
-    return max(min(<Py_ssize_t>refnet_max_threads(), n // _MIN_BLOCK), 1 if n else 0)
+    return max(min(<Py_ssize_t>min(_threads, refnet_max_threads()), n // _MIN_BLOCK), 1 if n else 0)
 
 
 cdef inline Py_ssize_t _block_start(Py_ssize_t n, Py_ssize_t blocks, Py_ssize_t block) noexcept nogil:
     """First element of a block (block == blocks gives n): equal sizes rounded up to _BLOCK_ALIGN"""
     cdef Py_ssize_t size = (n // blocks + _BLOCK_ALIGN) // _BLOCK_ALIGN * _BLOCK_ALIGN
     return min(block * size, n)
-
-
-cdef extern from *:
-    """
-    /* The largest power of two whose frexp exponent e keeps 2^-e a normal number. */
-    #define REFNET_FLT_BINADE_TOP 0x1p125f
-    #define REFNET_DBL_BINADE_TOP 0x1p1021
-    """
-    const float REFNET_FLT_BINADE_TOP
-    const double REFNET_DBL_BINADE_TOP
-
-
-cdef inline void _binade(floating m, floating* down, floating* up) noexcept nogil:
-    """down = 2^-e and up = 2^e where m = f 2^e, f in [0.5, 1) (np.frexp), for m >= 0 clipped to
-    [2^-bias, 2^(bias - 2)] first, so that both powers are normal numbers (as the reference does)"""
-    # From the exponent field, with integer and/add/subtract, which vectorise where frexp
-    # and ldexp calls do not: for a biased exponent E of m, e = E - (bias - 1), so 2^-e
-    # has the biased exponent 2 bias - 1 - E, and 2^e has E + 1.  The clip from below is
-    # free: a zero or subnormal m has E = 0, which is the E of 2^-bias.
-    cdef uint32_t field32, power32
-    cdef uint64_t field64, power64
-    if floating is float:
-        m = m if m <= REFNET_FLT_BINADE_TOP else REFNET_FLT_BINADE_TOP
-        memcpy(&field32, &m, 4)
-        field32 &= 0x7F800000u
-        power32 = 0x7E800000u - field32
-        memcpy(down, &power32, 4)
-        power32 = field32 + 0x00800000u
-        memcpy(up, &power32, 4)
-    else:
-        m = m if m <= REFNET_DBL_BINADE_TOP else REFNET_DBL_BINADE_TOP
-        memcpy(&field64, &m, 8)
-        field64 &= 0x7FF0000000000000u
-        power64 = 0x7FD0000000000000u - field64
-        memcpy(down, &power64, 8)
-        power64 = field64 + 0x0010000000000000u
-        memcpy(up, &power64, 8)
 
 
 cdef inline floating _regularised(floating theta, floating g, floating l2, floating l1,
@@ -187,116 +151,25 @@ cdef void _sgd_momentum_variant(floating* param, const floating* grad, floating*
         _sgd_momentum(param, grad, buffer, gain, scale, momentum, False, l2, l1, False, keep, start, stop)
 
 
-cdef inline void _rmsprop(floating* param, const floating* grad, floating* square_avg,
-                          floating* grad_avg, floating* momentum_buffer, floating lr,
-                          floating old_weight, floating new_weight, floating momentum,
-                          floating eps_in, floating eps_out, floating gain, floating scale,
-                          floating l2, floating l1, bint penalised, floating keep, Py_ssize_t start,
-                          Py_ssize_t stop, bint root_state, bint centered, bint with_momentum) noexcept nogil:
-    """v := a v + b g^2 (or sigma := sqrt(a sigma^2 + b g^2), scaled by powers of two);  theta := keep * theta - lr * g / d (or through the buffer)"""
-    cdef Py_ssize_t i
-    cdef floating theta, g, v, g_bar, variance, magnitude, down, up, d, normalised, b
-    for i in range(start, stop):
-        theta = param[i]
-        g = _regularised(theta, grad[i], l2, l1, penalised)
-        if root_state:
-            v = square_avg[i]
-            magnitude = fabs(g)
-            _binade(v + magnitude, &down, &up)
-            v = down * v
-            magnitude = down * magnitude
-            v = _root(old_weight * (v * v) + new_weight * (magnitude * magnitude)) * up
-            square_avg[i] = v
-            d = v + eps_out
-        else:
-            v = old_weight * square_avg[i] + new_weight * g * g
-            square_avg[i] = v
-            variance = v
-            if centered:
-                g_bar = old_weight * grad_avg[i] + new_weight * g
-                grad_avg[i] = g_bar
-                variance = v - g_bar * g_bar
-                if variance < 0:
-                    variance = 0
-            d = _root(variance + eps_in) + eps_out
-        normalised = g / _nonzero(d)
-        if with_momentum:
-            b = momentum * momentum_buffer[i] + gain * normalised
-            momentum_buffer[i] = b
-            param[i] = keep * theta - scale * b
-        else:
-            param[i] = keep * theta - lr * normalised
-
-
-cdef inline void _rmsprop_penalised(floating* param, const floating* grad, floating* square_avg,
-                                    floating* grad_avg, floating* momentum_buffer, floating lr,
-                                    floating old_weight, floating new_weight, floating momentum,
-                                    floating eps_in, floating eps_out, floating gain, floating scale,
-                                    floating l2, floating l1, bint penalised, floating keep,
-                                    Py_ssize_t start, Py_ssize_t stop, bint root_state,
-                                    bint centered, bint with_momentum) noexcept nogil:
-    """_rmsprop with penalised as a literal (and the other flags as the caller's literals)"""
-    if penalised:
-        _rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight, new_weight,
-                 momentum, eps_in, eps_out, gain, scale, l2, l1, True, keep, start, stop,
-                 root_state, centered, with_momentum)
-    else:
-        _rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight, new_weight,
-                 momentum, eps_in, eps_out, gain, scale, l2, l1, False, keep, start, stop,
-                 root_state, centered, with_momentum)
-
-
 cdef void _rmsprop_variant(floating* param, const floating* grad, floating* square_avg,
                            floating* grad_avg, floating* momentum_buffer, floating lr,
                            floating old_weight, floating new_weight, floating momentum,
                            floating eps_in, floating eps_out, floating gain, floating scale,
                            floating l2, floating l1, bint penalised, floating keep, Py_ssize_t start,
                            Py_ssize_t stop, bint root_state, bint centered, bint with_momentum) noexcept nogil:
-    """_rmsprop with its flags as literals, one specialised loop per variant (root state is never centered)"""
-    if root_state and with_momentum:
-        _rmsprop_penalised(param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight,
-                           new_weight, momentum, eps_in, eps_out, gain, scale, l2, l1, penalised,
-                           keep, start, stop, True, False, True)
-    elif root_state:
-        _rmsprop_penalised(param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight,
-                           new_weight, momentum, eps_in, eps_out, gain, scale, l2, l1, penalised,
-                           keep, start, stop, True, False, False)
-    elif centered and with_momentum:
-        _rmsprop_penalised(param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight,
-                           new_weight, momentum, eps_in, eps_out, gain, scale, l2, l1, penalised,
-                           keep, start, stop, False, True, True)
-    elif centered:
-        _rmsprop_penalised(param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight,
-                           new_weight, momentum, eps_in, eps_out, gain, scale, l2, l1, penalised,
-                           keep, start, stop, False, True, False)
-    elif with_momentum:
-        _rmsprop_penalised(param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight,
-                           new_weight, momentum, eps_in, eps_out, gain, scale, l2, l1, penalised,
-                           keep, start, stop, False, False, True)
+    """v := a v + b g^2 (or sigma := sqrt(a sigma^2 + b g^2), scaled by powers of two);  theta := keep * theta - lr * g / d (or through the buffer)
+
+    The loops are in _vmath.h, one per variant, cloned per instruction set like Adam's.
+    """
+    cdef int variant = refnet_rmsprop_variant(penalised, root_state, centered, with_momentum)
+    if floating is float:
+        refnet_rmsprop_float(variant, param, grad, square_avg, grad_avg, momentum_buffer, lr,
+                             old_weight, new_weight, momentum, eps_in, eps_out, gain, scale, l2, l1,
+                             keep, start, stop)
     else:
-        _rmsprop_penalised(param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight,
-                           new_weight, momentum, eps_in, eps_out, gain, scale, l2, l1, penalised,
-                           keep, start, stop, False, False, False)
-
-
-cdef inline void _adam(floating* param, const floating* grad, floating* exp_avg,
-                       floating* exp_avg_sq, floating step_size, floating root_c2,
-                       floating one_minus_beta1, floating beta2, floating one_minus_beta2,
-                       floating eps, floating l2, floating l1, bint penalised, floating keep,
-                       Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
-    """m += (1 - b1)(g - m);  v := b2 v + (1 - b2) g^2;  theta := keep * theta - step_size * m / (sqrt(v) / root_c2 + eps)"""
-    cdef Py_ssize_t i
-    cdef floating theta, g, m, v, d
-    for i in range(start, stop):
-        theta = param[i]
-        g = _regularised(theta, grad[i], l2, l1, penalised)
-        m = exp_avg[i]
-        m = m + one_minus_beta1 * (g - m)
-        exp_avg[i] = m
-        v = beta2 * exp_avg_sq[i] + one_minus_beta2 * g * g
-        exp_avg_sq[i] = v
-        d = _root(v) / root_c2 + eps
-        param[i] = keep * theta - step_size * m / _nonzero(d)
+        refnet_rmsprop_double(variant, param, grad, square_avg, grad_avg, momentum_buffer, lr,
+                              old_weight, new_weight, momentum, eps_in, eps_out, gain, scale, l2, l1,
+                              keep, start, stop)
 
 
 cdef void _adam_variant(floating* param, const floating* grad, floating* exp_avg,
@@ -304,13 +177,19 @@ cdef void _adam_variant(floating* param, const floating* grad, floating* exp_avg
                        floating one_minus_beta1, floating beta2, floating one_minus_beta2,
                        floating eps, floating l2, floating l1, bint penalised, floating keep,
                        Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
-    """_adam with its flag as a literal"""
-    if penalised:
-        _adam(param, grad, exp_avg, exp_avg_sq, step_size, root_c2, one_minus_beta1, beta2,
-              one_minus_beta2, eps, l2, l1, True, keep, start, stop)
+    """m += (1 - b1)(g - m);  v := b2 v + (1 - b2) g^2;  theta := keep * theta - step_size * m / (sqrt(v) / root_c2 + eps)
+
+    The loop is in _vmath.h, cloned per instruction set like the activations: float64
+    sqrt and division are compute-bound on two lanes.  One loop per penalty flag.
+    """
+    if floating is float:
+        (refnet_vmath.adam_penalised_f if penalised else refnet_vmath.adam_f)(
+            param, grad, exp_avg, exp_avg_sq, step_size, root_c2, one_minus_beta1, beta2,
+            one_minus_beta2, eps, l2, l1, keep, start, stop)
     else:
-        _adam(param, grad, exp_avg, exp_avg_sq, step_size, root_c2, one_minus_beta1, beta2,
-              one_minus_beta2, eps, l2, l1, False, keep, start, stop)
+        (refnet_vmath.adam_penalised_d if penalised else refnet_vmath.adam_d)(
+            param, grad, exp_avg, exp_avg_sq, step_size, root_c2, one_minus_beta1, beta2,
+            one_minus_beta2, eps, l2, l1, keep, start, stop)
 
 
 # The wrappers split the arrays into one block per thread (OpenMP, where the build has it)

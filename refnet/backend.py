@@ -16,7 +16,7 @@ tasks each have their own and a ``with`` block never leaks into another.
 
 import contextvars
 
-from . import reference
+from . import _validate, reference
 
 try:
     from . import _core
@@ -28,7 +28,8 @@ except ImportError as error:  # pragma: no cover - depends on how refnet was imp
         "with `pip install --no-build-isolation -e .`."
     ) from error
 
-__all__ = ["BACKENDS", "get_backend", "set_backend", "use_backend", "active"]
+__all__ = ["BACKENDS", "get_backend", "set_backend", "use_backend", "active", "get_num_threads",
+           "set_num_threads"]
 
 BACKENDS = {"compiled": _core, "reference": reference}
 
@@ -74,3 +75,22 @@ class use_backend:
 def active():
     """The module of kernels the public functions dispatch to now."""
     return BACKENDS[_current.get()]
+
+
+def get_num_threads():
+    """Threads the compiled optimizer updates may use (1 unless :func:`set_num_threads` said more)."""
+    return _core._get_num_threads()
+
+
+def set_num_threads(threads):
+    """Let the compiled optimizer updates split arrays of 2 x 8,192 elements or more across ``threads``.
+
+    The default, 1, leaves the cores to BLAS, whose own threads run the matrix
+    products of a training step (two pools on the same cores slow training
+    many-fold).  More threads pay for updates of large arrays outside such a
+    loop.  OpenMP's limit (``OMP_NUM_THREADS``, ``threadpoolctl``) still caps the
+    count, a build without OpenMP uses one thread, and the results are the same
+    bits for any count.  Process-wide, unlike the backend.
+    """
+    # Capped to a C int; OpenMP caps it far lower anyway.
+    _core._set_num_threads(min(_validate.positive_int(threads, "threads"), 2**31 - 1))

@@ -187,6 +187,52 @@ def _group(spec, index):
     return group
 
 
+class _Plan:
+    """A step's arguments checked once: flat views of the parameters, their state and options.
+
+    ``serves`` tells whether a later step brings the same parameter arrays (by
+    identity), names and state, so that nothing needs checking again; the
+    gradients are re-checked only when other arrays arrive.
+    """
+
+    def __init__(self, optimizer, params, names):
+        params = [_param(p, i) for i, p in enumerate(_sequence(params, "params"))]
+        self.options = optimizer._options(params, names)
+        if optimizer._state is not None:
+            optimizer._check_state(params)
+            self.state = optimizer._state
+        else:
+            self.state = [optimizer._initial_state(p) for p in params]
+        self.arrays = params
+        self.names = None if names is None else list(names)
+        self.params = [p.reshape(-1) for p in params]
+        self.states = [{key: a.reshape(-1) for key, a in state.items()} for state in self.state]
+        self._grads = self._flat_grads = self._aliased = None
+
+    def serves(self, params, names, state):
+        return (state is self.state and isinstance(params, (list, tuple)) and len(params) == len(self.arrays)
+                and all(map(operator.is_, params, self.arrays)) and names == self.names)
+
+    def gradients(self, grads):
+        """The gradients as flat arrays, checked (once for the same arrays), copied where they alias a parameter."""
+        if not (self._grads is not None and isinstance(grads, (list, tuple)) and len(grads) == len(self._grads)
+                and all(map(operator.is_, grads, self._grads))):
+            grads = _sequence(grads, "grads")
+            if len(grads) != len(self.arrays):
+                raise ValueError(f"grads must have one array per parameter ({len(self.arrays)}), got {len(grads)}")
+            checked = [_validate.like(g, f"grads[{i}]", p.dtype, p.shape, f"params[{i}]")
+                       for i, (g, p) in enumerate(zip(grads, self.arrays))]
+            # Parameters are updated one after the other: a gradient sharing memory with any
+            # parameter (its own, read element by element as it is written, or another one,
+            # updated earlier in the step) must be read from a copy taken before the step.
+            self._aliased = [any(np.may_share_memory(g, p) for p in self.arrays) for g in checked]
+            self._flat_grads = [g.reshape(-1) for g in checked]
+            # Kept for the identity test only where the checks converted nothing (a list
+            # or a strided array becomes a new array, which the caller could not change).
+            self._grads = list(grads) if all(map(operator.is_, grads, checked)) else None
+        return [g.copy() if aliased else g for g, aliased in zip(self._flat_grads, self._aliased)]
+
+
 # --- the optimizers -----------------------------------------------------------------
 
 class Optimizer:
@@ -214,6 +260,7 @@ class Optimizer:
         self.settings = self._checked(settings)
         self._steps = 0
         self._state = None
+        self._plan = None
 
     def __repr__(self):
         options = ", ".join(f"{key}={value!r}" for key, value in self.settings.items())
@@ -258,36 +305,19 @@ class Optimizer:
         ``params`` is a list of C-contiguous, writeable float32/float64 arrays,
         the same ones (shape and dtype per position) on every step; ``grads`` a
         list of arrays of the same shapes and dtypes.  Everything is validated
-        before any array is written.
+        before any array is written: once while the same arrays come back step
+        after step (as in ``fit``), again whenever another list arrives.
         """
-        params = [_param(p, i) for i, p in enumerate(_sequence(params, "params"))]
-        grads = _sequence(grads, "grads")
-        if len(grads) != len(params):
-            raise ValueError(f"grads must have one array per parameter ({len(params)}), got {len(grads)}")
-        grads = [self._grad(g, p, i, params) for i, (g, p) in enumerate(zip(grads, params))]
-        options = self._options(params, names)
-        if self._state is not None:
-            self._check_state(params)
-            state = self._state
-        else:
-            state = [self._initial_state(p) for p in params]
+        plan = self._plan if self._plan is not None and self._plan.serves(params, names, self._state) \
+            else _Plan(self, params, names)
+        grads = plan.gradients(grads)
         lr = self.lr_at(self._steps)
         kernel_args = self._step_arguments(lr)
-        for i, (param, grad) in enumerate(zip(params, grads)):
-            scaled_lr = lr * options[i]["lr_scale"]
-            self._update(param.reshape(-1), grad.reshape(-1),
-                         {key: a.reshape(-1) for key, a in state[i].items()},
-                         scaled_lr, self._regularisation(scaled_lr, options[i]), kernel_args)
-        self._state = state
+        for param, grad, state, options in zip(plan.params, grads, plan.states, plan.options):
+            scaled_lr = lr * options["lr_scale"]
+            self._update(param, grad, state, scaled_lr, self._regularisation(scaled_lr, options), kernel_args)
+        self._plan, self._state = plan, plan.state
         self._steps += 1
-
-    @staticmethod
-    def _grad(grad, param, index, params):
-        grad = _validate.like(grad, f"grads[{index}]", param.dtype, param.shape, f"params[{index}]")
-        # Parameters are updated one after the other: a gradient sharing memory with any
-        # parameter (its own, read element by element as it is written, or another one,
-        # updated earlier in the step) must be read from a copy taken before the step.
-        return grad.copy() if any(np.may_share_memory(grad, p) for p in params) else grad
 
     def _options(self, params, names):
         """The group options (see ``_GROUP_OPTIONS``) in force at each position."""

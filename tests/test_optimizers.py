@@ -92,6 +92,14 @@ def test_compiled_equals_reference_bit_for_bit(cls, kwargs, problem):
 SPLIT_SIZE = 3 * 2**16 + 37
 
 
+@pytest.fixture
+def threads():
+    """Updates split across two threads (one is the default), restored afterwards."""
+    refnet.set_num_threads(2)
+    yield
+    refnet.set_num_threads(1)
+
+
 def compiled_and_reference_after_steps(cls, kwargs, dtype, size=SPLIT_SIZE, steps=3):
     rng = np.random.default_rng(0)
     param = rng.standard_normal(size).astype(dtype)
@@ -105,7 +113,7 @@ def compiled_and_reference_after_steps(cls, kwargs, dtype, size=SPLIT_SIZE, step
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(("cls", "kwargs"), CONFIGS, ids=CONFIG_IDS)
-def test_compiled_equals_reference_when_split_across_threads(cls, kwargs, dtype):
+def test_compiled_equals_reference_when_split_across_threads(cls, kwargs, dtype, threads):
     compiled, reference_result = compiled_and_reference_after_steps(cls, kwargs, dtype)
     np.testing.assert_array_equal(compiled, reference_result)
 
@@ -114,7 +122,8 @@ def test_any_thread_count_gives_the_same_bits(tmp_path):
     """Three and seven threads (more than this machine may have cores; OpenMP runs them anyway)
     split the arrays into uneven blocks; every split must give the reference's bits."""
     script = (
-        "import sys, numpy as np; sys.path.insert(0, sys.argv[1]); import test_optimizers as t\n"
+        "import sys, numpy as np, refnet; sys.path.insert(0, sys.argv[1]); import test_optimizers as t\n"
+        "refnet.set_num_threads(8)\n"
         "for cls, kwargs in t.CONFIGS:\n"
         "    for size in (2 * 2**16, t.SPLIT_SIZE, 7 * 2**16 + 5):\n"
         "        c, r = t.compiled_and_reference_after_steps(cls, kwargs, np.float64, size, steps=2)\n"
@@ -128,12 +137,39 @@ def test_any_thread_count_gives_the_same_bits(tmp_path):
         assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in Linux's /proc")
+def test_updates_start_no_threads_unless_asked(tmp_path):
+    """By default the updates leave the cores to BLAS's pool: a split-size update starts no
+    OpenMP thread; after set_num_threads(2) it does (where the build has OpenMP)."""
+    script = (
+        "import os, numpy as np, refnet\n"
+        "from refnet import _core\n"
+        "count = lambda: len(os.listdir('/proc/self/task'))\n"
+        f"p = np.ones({SPLIT_SIZE}); opt = refnet.Adam(0.1); before = count()\n"
+        "opt.step([p], [p.copy()]); assert count() == before, (before, count())\n"
+        "refnet.set_num_threads(2); opt.step([p], [p.copy()])\n"
+        "assert count() > before or _core._openmp_threads() == 1, (before, count())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120, env=dict(os.environ, OMP_NUM_THREADS="2"))
+    assert result.returncode == 0, result.stderr
+
+
+def test_num_threads_is_validated():
+    with pytest.raises(ValueError, match="threads"):
+        refnet.set_num_threads(0)
+    with pytest.raises(TypeError, match="threads"):
+        refnet.set_num_threads(2.0)
+    assert refnet.get_num_threads() == 1
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
 def test_updates_in_a_forked_child_do_not_hang(tmp_path):
     """GNU OpenMP's threads do not survive fork(): a child that used them would wait forever.
     The parent updates a split-size array first, so its thread pool exists when it forks."""
     script = (
         "import multiprocessing as mp, numpy as np, refnet\n"
+        "refnet.set_num_threads(2)\n"
         "def update(_):\n"
         f"    p = np.ones({SPLIT_SIZE}); refnet.SGD(0.5).step([p], [p.copy()]); return float(p[0])\n"
         "if __name__ == '__main__':\n"
@@ -696,3 +732,95 @@ def test_lees_root_state_matches_an_extended_precision_oracle_over_the_whole_ran
     # (the power-of-two scalings are exact, the last one rounds only into the subnormals):
     # observed within 2 ulp, asserted within 3.
     assert np.all(np.abs(state.astype(np.longdouble) - exact) <= 3 * spacing)
+
+
+# --- a lean step: checked once, nothing allocated -------------------------------------
+
+def test_repeated_steps_allocate_nothing():
+    """After the first step (state created), a step with the same arrays allocates no array:
+    an allocation of any one would show as at least its 8 * 10^5 bytes."""
+    import tracemalloc
+
+    params = [np.ones((100, 1000)), np.ones(1000)]
+    grads = [np.full_like(p, 0.5) for p in params]
+    opt = refnet.Adam(0.1)
+    opt.step(params, grads)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        for _ in range(3):
+            opt.step(params, grads)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8_000, peak
+
+
+@pytest.mark.parametrize("change", ["swap_param", "bad_grad", "aliased_grad", "names"])
+def test_a_changed_argument_is_checked_again(change):
+    """The checks are skipped only for the very same arrays: any other argument is checked in full."""
+    w, b = np.ones(4), np.ones(2)
+    grads = [np.full(4, 0.5), np.full(2, 0.5)]
+    opt = refnet.SGD(0.1, groups=[{"params": ["*.b"], "lr_scale": 0.0}])
+    opt.step([w, b], grads, names=["0.w", "0.b"])
+    before = (w.copy(), b.copy())
+    params = [w, b]
+    if change == "swap_param":
+        params[1] = np.ones(3)        # same list object, other array
+        with pytest.raises(ValueError, match=r"grads\[1\]|params\[1\]"):
+            opt.step(params, grads, names=["0.w", "0.b"])
+    elif change == "bad_grad":
+        grads[0] = np.full(4, 0.5, dtype=np.float32)
+        with pytest.raises(TypeError, match=r"grads\[0\]"):
+            opt.step(params, grads, names=["0.w", "0.b"])
+    elif change == "names":
+        with pytest.raises(ValueError, match="matches no parameter name"):
+            opt.step(params, grads, names=["0.w", "0.c"])
+    else:
+        # The gradient is the parameter itself: read from a copy, so w - 0.1 w.
+        opt.step(params, [w, grads[1]], names=["0.w", "0.b"])
+        np.testing.assert_array_equal(w, before[0] - np.float64(0.1) * before[0])
+        return
+    np.testing.assert_array_equal(w, before[0])
+    np.testing.assert_array_equal(b, before[1])
+
+
+def test_a_loaded_state_is_used_by_the_next_step():
+    """load_state_dict replaces the state the checked step holds views of."""
+    w = np.ones(3)
+    opt = refnet.SGD(0.1, momentum=0.9)
+    opt.step([w], [np.ones(3)])
+    saved = opt.state_dict()
+    opt.step([w], [np.ones(3)])
+    opt.load_state_dict(saved)
+    w[...] = 0
+    opt.step([w], [np.ones(3)])
+    # b = 0.9 * 1 + 1 = 1.9 from the saved buffer (1), not from the later one (1.9).
+    np.testing.assert_array_equal(w, np.full(3, -0.1 * 1.9))
+
+
+def test_the_same_arrays_are_checked_once(monkeypatch):
+    calls = []
+    check = refnet.optim._param
+    monkeypatch.setattr(refnet.optim, "_param", lambda array, index: calls.append(index) or check(array, index))
+    params, grads = [np.ones(3), np.ones(2)], [np.ones(3), np.ones(2)]
+    opt = refnet.Adam(0.1)
+    for _ in range(4):
+        opt.step(params, grads)
+    assert calls == [0, 1]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("cls", "kwargs"), CONFIGS, ids=CONFIG_IDS)
+def test_every_instruction_set_gives_the_reference_bits(cls, kwargs, dtype):
+    """Adam's and RMSProp/Adagrad's loops are cloned per instruction set (AVX-512, AVX2,
+    baseline): each clone this CPU runs performs the reference's operations, so gives its bits."""
+    from refnet import _core
+
+    try:
+        for isa in _core.ISA_CLONES:
+            _core._select_isa(isa)
+            compiled, reference_result = compiled_and_reference_after_steps(cls, kwargs, dtype, size=1001)
+            np.testing.assert_array_equal(compiled, reference_result, err_msg=isa)
+    finally:
+        _core._select_isa()

@@ -69,9 +69,10 @@ class StreamingBaseline:
 
     params = [DTYPES]
     param_names = ["dtype"]
+    size = SIZE
 
     def setup(self, dtype):
-        self.z = random_array(SIZE, dtype)
+        self.z = random_array(self.size, dtype)
         self.out = np.empty_like(self.z)
 
     def time_copyto(self, dtype):

@@ -5,9 +5,9 @@ plus write (``BYTES_PER_ELEMENT`` arrays of the dtype per parameter), at least 5
 in-place scale's (2 arrays per element: read and write), both measured in the same run:
 ``ratio = (BYTES_PER_ELEMENT[rule] / 2) * time_in_place_scale / time_step``.
 
-The compiled updates split the arrays across OpenMP threads (``threads="all"``, the target,
-as the issue allows); ``threads="1"`` shows what one core does.  NumPy's baseline and
-reference run on one thread.
+The compiled updates run on one thread by default (``threads="1"``, the target);
+``threads="all"`` splits them across every core (``refnet.set_num_threads``).  NumPy's
+baseline and reference run on one thread.
 """
 
 import numpy as np
@@ -44,7 +44,7 @@ class Step(Benchmark):
     param_names = ["rule", "backend", "dtype", "threads"]
 
     def setup(self, rule, backend, dtype, threads):
-        if backend == "reference" and threads != "all":
+        if backend == "reference" and threads != "1":
             raise NotImplementedError("the NumPy reference runs on one thread")
         self.setup_backend(backend)
         self.setup_threads(threads)

@@ -1,0 +1,242 @@
+"""The same work in refnet, PyTorch (CPU) and scikit-learn, timed in one run: the issue-9 targets.
+
+Each class times every library it lists; a library that is not installed (torch, scikit-learn)
+is skipped (``NotImplementedError`` in ``setup``), never an error.  Everything runs with the
+defaults a user has: no thread variables, each library's own thread pools.  ``ratios.py``
+turns a results file into the target ratios:
+
+* epoch, 784-256-256-10 ReLU, Adam, float32, the 10,000 MNIST test images: refnet at least
+  2x faster than torch at batch 128, 3x at batch 16, 2x faster than ``MLPClassifier``;
+* sigmoid and tanh of 10^7 elements: no slower than torch, within 2.5x of ``np.copyto``;
+* an optimizer step on 10^7 parameters: at least 0.7 of the in-place streaming pass (per
+  byte, as in ``optimizers.py``), 4x faster than ``torch.optim`` (foreach), Adam no
+  slower than torch's fused Adam;
+* peak memory of the epoch at most 1.5x the data set + parameters + optimizer state + one
+  batch of activations and gradients.
+"""
+
+import tracemalloc
+import warnings
+
+import numpy as np
+
+import refnet
+
+from . import activations
+from .common import DTYPES, random_array
+from .dense import WIDTHS, _mnist
+
+LIBRARIES = ["refnet", "torch", "sklearn"]
+BATCHES = [16, 128]
+ACTIVATION_SIZE = 10_000_000
+STEP_SIZE = 10_000_000
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        raise NotImplementedError("torch is not installed") from None
+    return torch
+
+
+def _sklearn_mlp():
+    try:
+        from sklearn.neural_network import MLPClassifier
+    except ImportError:
+        raise NotImplementedError("scikit-learn is not installed") from None
+    return MLPClassifier
+
+
+def refnet_network(dtype="float32"):
+    return refnet.Sequential([
+        refnet.Dense(WIDTHS[0], WIDTHS[1], activation="relu", init="he", dtype=dtype, seed=0),
+        refnet.Dense(WIDTHS[1], WIDTHS[2], activation="relu", init="he", dtype=dtype, seed=1),
+        refnet.Dense(WIDTHS[2], WIDTHS[3], dtype=dtype, seed=2),
+    ])
+
+
+class AdamEpoch:
+    """One epoch of Adam (lr 1e-3), 784-256-256-10 ReLU, float32, on the MNIST test images."""
+
+    params = [LIBRARIES, BATCHES]
+    param_names = ["library", "batch"]
+    timeout = 900
+    number = 1
+    repeat = (1, 5, 120.0)
+
+    def setup(self, library, batch):
+        self.x, self.y = _mnist("float32")
+        self.run = getattr(self, f"_{library}")(batch)
+
+    def _refnet(self, batch):
+        def run():
+            network = refnet_network()
+            network.fit(self.x, self.y, loss="softmax_cross_entropy", optimizer=refnet.Adam(1e-3),
+                        epochs=1, batch_size=batch, seed=0)
+        return run
+
+    def _torch(self, batch):
+        torch = _torch()
+        x, y = torch.from_numpy(self.x), torch.from_numpy(self.y.astype(np.int64))
+
+        def run():
+            torch.manual_seed(0)
+            model = torch.nn.Sequential(
+                torch.nn.Linear(WIDTHS[0], WIDTHS[1]), torch.nn.ReLU(),
+                torch.nn.Linear(WIDTHS[1], WIDTHS[2]), torch.nn.ReLU(),
+                torch.nn.Linear(WIDTHS[2], WIDTHS[3]))
+            optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+            loss_function = torch.nn.CrossEntropyLoss()
+            order = torch.randperm(len(x))
+            for start in range(0, len(x), batch):
+                rows = order[start : start + batch]
+                loss = loss_function(model(x[rows]), y[rows])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+        return run
+
+    def _sklearn(self, batch):
+        mlp = _sklearn_mlp()
+
+        def run():
+            model = mlp(hidden_layer_sizes=WIDTHS[1:-1], solver="adam", learning_rate_init=1e-3,
+                        batch_size=batch, max_iter=1, random_state=0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")   # one epoch does not converge, by design
+                model.fit(self.x, self.y)
+        return run
+
+    def time_epoch(self, library, batch):
+        self.run()
+
+
+class AdamEpochMemory:
+    """Memory of refnet's Adam epoch: peak RSS (asv), and the target's ratio from tracemalloc."""
+
+    params = [BATCHES]
+    param_names = ["batch"]
+    timeout = 900
+
+    def setup(self, batch):
+        self.x, self.y = _mnist("float32")
+
+    def _fit(self, batch):
+        network = refnet_network()
+        network.fit(self.x, self.y, loss="softmax_cross_entropy", optimizer=refnet.Adam(1e-3),
+                    epochs=1, batch_size=batch, seed=0)
+        return network
+
+    def peakmem_epoch(self, batch):
+        self._fit(batch)
+
+    def track_peak_over_needed(self, batch):
+        """(data + parameters + what fit allocates at its peak) / (data + parameters + Adam's
+        two state arrays + one batch of activations and their gradients)."""
+        network = refnet_network()
+        tracemalloc.start()
+        try:
+            network.fit(self.x, self.y, loss="softmax_cross_entropy", optimizer=refnet.Adam(1e-3),
+                        epochs=1, batch_size=batch, seed=0)
+            allocated = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        data = self.x.nbytes + self.y.nbytes
+        parameters = sum(p.nbytes for p in network.parameters())
+        # Per layer: z, the activation and the gradient of each, for one batch (float32).
+        batch_arrays = 3 * 4 * batch * sum(WIDTHS)
+        needed = data + 4 * parameters + batch_arrays   # parameters, gradients, two state arrays
+        return (data + 2 * parameters + allocated) / needed
+
+    track_peak_over_needed.unit = "ratio"
+
+
+class Transcendental:
+    """sigmoid and tanh of 10^7 elements, refnet vs torch; ``StreamingCopy`` is the floor."""
+
+    params = [["sigmoid", "tanh"], ["refnet", "torch"], DTYPES]
+    param_names = ["function", "library", "dtype"]
+
+    def setup(self, function, library, dtype):
+        z = random_array(ACTIVATION_SIZE, dtype)
+        out = np.empty_like(z)
+        if library == "refnet":
+            kernel = getattr(refnet, function)
+            self.run = lambda: kernel(z, out=out)
+        else:
+            torch = _torch()
+            tz, tout = torch.from_numpy(z), torch.from_numpy(out)
+            kernel = getattr(torch, function)
+            self.run = lambda: kernel(tz, out=tout)
+
+    def time_forward(self, function, library, dtype):
+        self.run()
+
+
+class StreamingCopy(activations.StreamingBaseline):
+    """np.copyto of 10^7 elements: the floor ``Transcendental`` is measured against."""
+
+    size = ACTIVATION_SIZE
+
+
+# torch.optim's counterparts of optimizers.RULES (their defaults: foreach on CPU), and fused Adam.
+TORCH_RULES = {
+    "sgd": lambda torch, p: torch.optim.SGD(p, lr=1e-3),
+    "sgd_momentum": lambda torch, p: torch.optim.SGD(p, lr=1e-3, momentum=0.9),
+    "sgd_nesterov": lambda torch, p: torch.optim.SGD(p, lr=1e-3, momentum=0.9, nesterov=True),
+    "adagrad": lambda torch, p: torch.optim.Adagrad(p, lr=1e-2),
+    "rmsprop": lambda torch, p: torch.optim.RMSprop(p, lr=1e-3),
+    "rmsprop_centered_momentum": lambda torch, p: torch.optim.RMSprop(p, lr=1e-3, momentum=0.9, centered=True),
+    "adam": lambda torch, p: torch.optim.Adam(p, lr=1e-3),
+    "adam_fused": lambda torch, p: torch.optim.Adam(p, lr=1e-3, fused=True),
+}
+
+
+class TorchStep:
+    """One torch.optim step on 10^7 parameters; compare with ``optimizers.Step`` (refnet)."""
+
+    params = [list(TORCH_RULES), DTYPES]
+    param_names = ["rule", "dtype"]
+
+    def setup(self, rule, dtype):
+        torch = _torch()
+        param = torch.nn.Parameter(torch.from_numpy(random_array(STEP_SIZE, dtype)))
+        param.grad = torch.from_numpy(random_array(STEP_SIZE, dtype, seed=1))
+        self.optimizer = TORCH_RULES[rule](torch, [param])
+        self.optimizer.step()   # state allocated outside the timing
+
+    def time_step(self, rule, dtype):
+        self.optimizer.step()
+
+
+class DenseLayer:
+    """A ReLU dense layer's forward and backward, refnet vs torch (shapes of ``dense.LAYERS``)."""
+
+    params = [["small", "large"], ["refnet", "torch"], DTYPES]
+    param_names = ["layer", "library", "dtype"]
+
+    def setup(self, layer, library, dtype):
+        from .dense import LAYERS
+
+        batch, n_in, n_out = LAYERS[layer]
+        x = random_array((batch, n_in), dtype)
+        grad = random_array((batch, n_out), dtype, seed=1)
+        if library == "refnet":
+            dense = refnet.Dense(n_in, n_out, activation="relu", dtype=dtype, seed=0)
+
+            def run():
+                dense.forward(x, training=True)
+                dense.backward(grad)
+        else:
+            torch = _torch()
+            linear = torch.nn.Linear(n_in, n_out, dtype=getattr(torch, dtype))
+            tx = torch.from_numpy(x).requires_grad_()
+            tgrad = torch.from_numpy(grad)
+
+            def run():
+                torch.relu(linear(tx)).backward(tgrad)
+        self.run = run
+
+    def time_forward_backward(self, layer, library, dtype):
+        self.run()

@@ -1,0 +1,405 @@
+/* Branch-free exp and expm1, the activation loops built on them, and
+ * the optimizers' Adam and RMSProp/Adagrad loops, each cloned per instruction set and
+ * chosen at run time.
+ *
+ * Why: libm's exp is a call the compiler cannot vectorise, so sigmoid ran at a tenth of
+ * memory speed.  These functions use only + - * / and bit operations on the exponent
+ * field, with no branch and no table, so every loop below vectorises; each loop is
+ * compiled once for the baseline of the platform (SSE2 on x86-64, NEON on ARM64) and, on
+ * x86-64 with GCC or Clang, once more for AVX2 and once for AVX-512, picked once at import
+ * (refnet_vmath_select) by __builtin_cpu_supports.  Every clone runs the same IEEE
+ * operations in the same order (the build passes -ffp-contract=off, so no clone fuses a
+ * multiply and an add), hence the same bits on every machine (tested).
+ *
+ * The algorithm is the classic one of Cody & Waite and of fdlibm's e_exp.c (Sun, 1993):
+ *   x = k ln2 + r, |r| <= ln2/2, k an integer, ln2 = LN2_HI + LN2_LO, where LN2_HI has
+ *   its low 21 bits zero, so that k * LN2_HI is exact for |k| < 2^21 and
+ *   hi = x - k * LN2_HI is exact (Sterbenz);
+ *   c = r - r^2 (P1 + r^2 (P2 + ... + r^2 P5)), a minimax fit of r (e^r + 1)/(e^r - 1) - 2
+ *   with error < 2^-59 on |r| <= 0.3466 (fdlibm's published coefficients);
+ *   e^r = 1 + r + r c / (2 - c), evaluated as 1 - ((lo - r c / (2 - c)) - hi).
+ * fdlibm's error analysis bounds the result by 1 ulp (it assumes plain IEEE double
+ * operations, which is what -ffp-contract=off guarantees).  The reduction differs only in
+ * how k is rounded: to nearest, by adding and subtracting 1.5 * 2^52 (exact for
+ * |x / ln2| < 2^51), which keeps |r| <= ln2/2 + 2^-43 for |x| <= 746: the polynomial's
+ * bound is unchanged at that margin.  2^k is built from its exponent field, in two factors
+ * 2^k1 2^k2 with k1 = round(k / 2) so that each is a normal number for every k of
+ * x in [-746, 710]: the first product is exact, the second rounds once, which gives
+ * correctly-scaled subnormal results and inf beyond 709.78.
+ *
+ * expm1 (for tanh, x <= 0): with the same r and c, e^r - 1 = hi - (lo - r c / (2 - c))
+ * and e^x - 1 = 2^k (e^r - 1) + (2^k - 1).  For k = 0 (|x| <= ln2/2) that is the first
+ * term alone, accurate relative to the small result (< 1 ulp: the final subtraction's
+ * 0.5 and the correction term's error scaled by |r|/2), where 1 - e^x would cancel; for
+ * k <= -1 the result is in (-1, -0.29], 2^k - 1 is exact and |2^k (e^r - 1)| <= 0.21, so
+ * the error is 0.21/0.29 of the first term's 1 ulp plus the sum's 0.5: <= 1.25 ulp.
+ */
+
+#ifndef REFNET_VMATH_H
+#define REFNET_VMATH_H
+
+#include <float.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define REFNET_LN2_HI 6.93147180369123816490e-01   /* 0x3FE62E42FEE00000 */
+#define REFNET_LN2_LO 1.90821492927058770002e-10   /* 0x3DEA39EF35793C76 */
+#define REFNET_INV_LN2 1.44269504088896338700e+00
+#define REFNET_P1 1.66666666666666019037e-01
+#define REFNET_P2 -2.77777777770155933842e-03
+#define REFNET_P3 6.61375632143793436117e-05
+#define REFNET_P4 -1.65339022054652515390e-06
+#define REFNET_P5 4.13813679705723846039e-08
+/* x + 1.5 * 2^52 rounds x to an integer and leaves it in the low mantissa bits. */
+#define REFNET_SHIFTER 0x1.8p52
+
+#if defined(__GNUC__)
+#define REFNET_INLINE static inline __attribute__((always_inline))
+#else
+#define REFNET_INLINE static inline
+#endif
+
+/* 2^k for an integer-valued double k in [-1022, 1023], from the exponent field. */
+REFNET_INLINE double refnet_pow2(double k) {
+    double shifted = (k + 1023.0) + REFNET_SHIFTER;
+    uint64_t bits;
+    memcpy(&bits, &shifted, sizeof bits);
+    bits <<= 52;   /* the biased exponent k + 1023 sits in the low 11 bits */
+    memcpy(&shifted, &bits, sizeof bits);
+    return shifted;
+}
+
+/* The Cody-Waite reduction x = k ln2 + (hi - lo), and c of fdlibm's rational form. */
+#define REFNET_REDUCE(x, k, hi, lo, r, c)                                                   \
+    double k = ((x) * REFNET_INV_LN2 + REFNET_SHIFTER) - REFNET_SHIFTER;                \
+    double hi = (x) - k * REFNET_LN2_HI;                                                \
+    double lo = k * REFNET_LN2_LO;                                                      \
+    double r = hi - lo;                                                                 \
+    double r2_ = r * r;                                                                 \
+    double c = r - r2_ * (REFNET_P1 + r2_ * (REFNET_P2 + r2_ * (REFNET_P3 + r2_ * (REFNET_P4 + r2_ * REFNET_P5))));
+
+/* e^x, < 1 ulp, for any double (NaN propagates; the comparisons let it through). */
+REFNET_INLINE double refnet_exp(double x) {
+    x = x < -746.0 ? -746.0 : x;   /* e^-746 rounds to 0 */
+    x = x > 710.0 ? 710.0 : x;     /* e^710 overflows */
+    REFNET_REDUCE(x, k, hi, lo, r, c)
+    double y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi);
+    double k1 = (k * 0.5 + REFNET_SHIFTER) - REFNET_SHIFTER;
+    return y * refnet_pow2(k1) * refnet_pow2(k - k1);
+}
+
+/* e^x - 1 for x <= 0, <= 1.25 ulp (NaN propagates). */
+REFNET_INLINE double refnet_expm1_nonpositive(double x) {
+    x = x < -40.0 ? -40.0 : x;     /* e^-40 - 1 rounds to -1 */
+    REFNET_REDUCE(x, k, hi, lo, r, c)
+    double p = hi - (lo - (r * c) / (2.0 - c));
+    double s = refnet_pow2(k);
+    return s * p + (s - 1.0);
+}
+
+/* The activations, as the reference states them (see refnet/reference/activations.py). */
+
+REFNET_INLINE double refnet_sigmoid_of(double z) {
+    /* sigma(z) from e = exp(-|z|) in (0, 1], which cannot overflow; the numerator is 1
+       for z >= 0 and e for z < 0, picked by a select the compiler vectorises. */
+    double e = refnet_exp(-fabs(z));
+    double numerator = z < 0 ? e : 1.0;
+    return numerator / (1.0 + e);
+}
+
+REFNET_INLINE double refnet_sigmoid_derivative_of(double z) {
+    /* sigma'(z) = sigma(|z|) sigma(-|z|), both factors accurate */
+    double e = refnet_exp(-fabs(z));
+    return (1.0 / (1.0 + e)) * (e / (1.0 + e));
+}
+
+REFNET_INLINE double refnet_tanh_of(double z) {
+    /* tanh(z) = -t / (2 + t), t = expm1(-2|z|), with the sign of z (musl's formula) */
+    double t = refnet_expm1_nonpositive(-2.0 * fabs(z));
+    return copysign(-t / (2.0 + t), z);
+}
+
+REFNET_INLINE double refnet_tanh_derivative_of(double z) {
+    /* sech^2(z) = 4e / (1 + e)^2, e = exp(-2|z|) */
+    double e = refnet_exp(-2.0 * fabs(z));
+    return 4.0 * e / ((1.0 + e) * (1.0 + e));
+}
+
+/* The loops, each element computed in double and rounded once to the array's type. */
+#define REFNET_UNARY(name, T, f, attr)                                                      \
+    attr static void name(const T* z, T* out, ptrdiff_t n) {              \
+        for (ptrdiff_t i = 0; i < n; i++) out[i] = (T)f((double)z[i]);                      \
+    }
+#define REFNET_BINARY(name, T, f, attr)                                                     \
+    attr static void name(const T* g, const T* z, T* out,       \
+                          ptrdiff_t n) {                                                    \
+        for (ptrdiff_t i = 0; i < n; i++) out[i] = (T)((double)g[i] * f((double)z[i]));     \
+    }
+#define REFNET_EXP_SHIFTED(name, T, attr)                                                   \
+    attr static void name(const T* z, double shift, double* out,         \
+                          ptrdiff_t n) {                                                    \
+        for (ptrdiff_t i = 0; i < n; i++) out[i] = refnet_exp((double)z[i] - shift);        \
+    }
+
+/* Adam's update, the same IEEE operations in the same order as the Cython loop it replaced
+   and the NumPy reference (refnet/reference/optimizers.py), so the same bits on every clone:
+   float64 sqrt and division are compute-bound at two lanes (SSE2), not at eight (AVX-512).
+   g := g + l2 theta + l1 sgn(theta) where penalised;  m += (1 - b1)(g - m);
+   v := b2 v + (1 - b2) g^2;  theta := keep theta - step_size m / max(sqrt(v) / root_c2 + eps, tiny). */
+#define REFNET_ADAM(name, T, SQRT, TINY, penalised, attr)                                   \
+    attr static void name(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, T step_size,  \
+                          T root_c2, T one_minus_beta1, T beta2, T one_minus_beta2, T eps,  \
+                          T l2, T l1, T keep, ptrdiff_t start, ptrdiff_t stop) {            \
+        for (ptrdiff_t i = start; i < stop; i++) {                                          \
+            T theta = param[i];                                                             \
+            T g = grad[i];                                                                  \
+            if (penalised) {                                                                \
+                T up = theta > 0 ? l1 : (T)0;                                               \
+                T down = theta < 0 ? l1 : (T)0;                                             \
+                g = g + l2 * theta + (up - down);                                           \
+            }                                                                               \
+            T m = exp_avg[i];                                                               \
+            m = m + one_minus_beta1 * (g - m);                                              \
+            exp_avg[i] = m;                                                                 \
+            T v = beta2 * exp_avg_sq[i] + one_minus_beta2 * g * g;                          \
+            exp_avg_sq[i] = v;                                                              \
+            T d = SQRT(v) / root_c2 + eps;                                                  \
+            d = d < TINY ? TINY : d;                                                        \
+            param[i] = keep * theta - step_size * m / d;                                    \
+        }                                                                                   \
+    }
+
+typedef void (*refnet_adam_f)(float*, const float*, float*, float*, float, float, float, float,
+                              float, float, float, float, float, ptrdiff_t, ptrdiff_t);
+typedef void (*refnet_adam_d)(double*, const double*, double*, double*, double, double, double,
+                              double, double, double, double, double, double, ptrdiff_t, ptrdiff_t);
+
+/* RMSProp and Adagrad (weights (1, 1)), every variant, as the Cython loops they replaced and
+   the NumPy reference: the same operations in the same order, so the same bits.  One loop
+   per combination of flags (literals, so the compiler specialises and vectorises each):
+   g := g + l2 theta + l1 sgn(theta) where penalised;
+   root state (Lee): s := sqrt(a (s/2^e)^2 + b (|g|/2^e)^2) 2^e with 2^e the binade of
+   s + |g| clipped to keep both powers normal, d := s + eps_out;  otherwise
+   v := a v + b g^2 (centered: minus the square of g_bar := a g_bar + b g, floored at 0),
+   d := sqrt(v + eps_in) + eps_out;  n := g / max(d, tiny);
+   with momentum: B := mu B + gain n, theta := keep theta - scale B; else theta := keep theta - lr n. */
+/* down = 2^-e and up = 2^e where m = f 2^e, f in [0.5, 1) (np.frexp), m >= 0 clipped to
+   [2^-bias, TOP] first so that both are normal (as the reference does).  From the exponent
+   field with integer and/add/subtract, which vectorise where frexp and ldexp do not: for a
+   biased exponent E of m, 2^-e has the biased exponent 2 bias - 1 - E and 2^e has E + 1; a
+   zero or subnormal m has E = 0, the E of 2^-bias, so the clip from below is free. */
+#define REFNET_BINADE(T, U, m, down, up, TOP, MASK, DOWN_BASE, UNIT)                       \
+    {                                                                                       \
+        T clipped_ = (m) <= TOP ? (m) : TOP;                                                \
+        U field_;                                                                           \
+        memcpy(&field_, &clipped_, sizeof field_);                                          \
+        field_ &= MASK;                                                                     \
+        U power_ = DOWN_BASE - field_;                                                      \
+        memcpy(&(down), &power_, sizeof power_);                                            \
+        power_ = field_ + UNIT;                                                             \
+        memcpy(&(up), &power_, sizeof power_);                                              \
+    }
+#define REFNET_RMSPROP(name, T, U, SQRT, TINY, TOP, MASK, DOWN_BASE, UNIT, penalised, root_state, \
+                       centered, with_momentum, attr)                                       \
+    attr static void name(T* param, const T* grad, T* square_avg, T* grad_avg,               \
+                          T* momentum_buffer, T lr, T old_weight, T new_weight, T momentum, \
+                          T eps_in, T eps_out, T gain, T scale, T l2, T l1, T keep,         \
+                          ptrdiff_t start, ptrdiff_t stop) {                                \
+        for (ptrdiff_t i = start; i < stop; i++) {                                          \
+            T theta = param[i];                                                             \
+            T g = grad[i];                                                                  \
+            T d;                                                                            \
+            if (penalised) {                                                                \
+                T up_ = theta > 0 ? l1 : (T)0;                                              \
+                T down_ = theta < 0 ? l1 : (T)0;                                            \
+                g = g + l2 * theta + (up_ - down_);                                         \
+            }                                                                               \
+            if (root_state) {                                                               \
+                T v = square_avg[i];                                                        \
+                T magnitude = (T)fabs(g);                                                   \
+                T down, up;                                                                 \
+                REFNET_BINADE(T, U, v + magnitude, down, up, TOP, MASK, DOWN_BASE, UNIT)    \
+                v = down * v;                                                               \
+                magnitude = down * magnitude;                                               \
+                v = SQRT(old_weight * (v * v) + new_weight * (magnitude * magnitude)) * up; \
+                square_avg[i] = v;                                                          \
+                d = v + eps_out;                                                            \
+            } else {                                                                        \
+                T v = old_weight * square_avg[i] + new_weight * g * g;                      \
+                square_avg[i] = v;                                                          \
+                T variance = v;                                                             \
+                if (centered) {                                                             \
+                    T g_bar = old_weight * grad_avg[i] + new_weight * g;                    \
+                    grad_avg[i] = g_bar;                                                    \
+                    variance = v - g_bar * g_bar;                                           \
+                    variance = variance < 0 ? (T)0 : variance;                              \
+                }                                                                           \
+                d = SQRT(variance + eps_in) + eps_out;                                      \
+            }                                                                               \
+            T normalised = g / (d < TINY ? TINY : d);                                       \
+            if (with_momentum) {                                                            \
+                T b = momentum * momentum_buffer[i] + gain * normalised;                    \
+                momentum_buffer[i] = b;                                                     \
+                param[i] = keep * theta - scale * b;                                        \
+            } else {                                                                        \
+                param[i] = keep * theta - lr * normalised;                                  \
+            }                                                                               \
+        }                                                                                   \
+    }
+
+#define REFNET_RMSPROP_F(name, pen, root, cen, mom, attr)                                   \
+    REFNET_RMSPROP(name, float, uint32_t, sqrtf, FLT_TRUE_MIN, 0x1p125f, 0x7F800000u,      \
+                   0x7E800000u, 0x00800000u, pen, root, cen, mom, attr)
+#define REFNET_RMSPROP_D(name, pen, root, cen, mom, attr)                                   \
+    REFNET_RMSPROP(name, double, uint64_t, sqrt, DBL_TRUE_MIN, 0x1p1021, 0x7FF0000000000000u, \
+                   0x7FD0000000000000u, 0x0010000000000000u, pen, root, cen, mom, attr)
+
+typedef void (*refnet_rmsprop_f)(float*, const float*, float*, float*, float*, float, float, float,
+                                 float, float, float, float, float, float, float, float,
+                                 ptrdiff_t, ptrdiff_t);
+typedef void (*refnet_rmsprop_d)(double*, const double*, double*, double*, double*, double, double,
+                                 double, double, double, double, double, double, double, double,
+                                 double, ptrdiff_t, ptrdiff_t);
+
+/* The variants in the order refnet_rmsprop_variant numbers them: penalised * 6 + one of
+   (root), (root, momentum), (), (momentum), (centered), (centered, momentum). */
+#define REFNET_RMSPROP_ALL(S, T, suffix, attr)                                              \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##0_##suffix, 0, 1, 0, 0, attr)                    \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##1_##suffix, 0, 1, 0, 1, attr)                    \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##2_##suffix, 0, 0, 0, 0, attr)                    \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##3_##suffix, 0, 0, 0, 1, attr)                    \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##4_##suffix, 0, 0, 1, 0, attr)                    \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##5_##suffix, 0, 0, 1, 1, attr)                    \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##6_##suffix, 1, 1, 0, 0, attr)                    \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##7_##suffix, 1, 1, 0, 1, attr)                    \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##8_##suffix, 1, 0, 0, 0, attr)                    \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##9_##suffix, 1, 0, 0, 1, attr)                    \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##10_##suffix, 1, 0, 1, 0, attr)                   \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##11_##suffix, 1, 0, 1, 1, attr)
+#define REFNET_RMSPROP_LIST(T, suffix)                                                      \
+    {refnet_rmsprop_##T##0_##suffix, refnet_rmsprop_##T##1_##suffix,                        \
+     refnet_rmsprop_##T##2_##suffix, refnet_rmsprop_##T##3_##suffix,                        \
+     refnet_rmsprop_##T##4_##suffix, refnet_rmsprop_##T##5_##suffix,                        \
+     refnet_rmsprop_##T##6_##suffix, refnet_rmsprop_##T##7_##suffix,                        \
+     refnet_rmsprop_##T##8_##suffix, refnet_rmsprop_##T##9_##suffix,                        \
+     refnet_rmsprop_##T##10_##suffix, refnet_rmsprop_##T##11_##suffix}
+
+/* No `restrict`: the elementwise kernels may run in place (out == z); the compiler
+   checks for overlap at run time and vectorises either way. */
+typedef struct {
+    const char* isa;
+    void (*sigmoid_f)(const float*, float*, ptrdiff_t);
+    void (*sigmoid_d)(const double*, double*, ptrdiff_t);
+    void (*sigmoid_derivative_f)(const float*, float*, ptrdiff_t);
+    void (*sigmoid_derivative_d)(const double*, double*, ptrdiff_t);
+    void (*tanh_f)(const float*, float*, ptrdiff_t);
+    void (*tanh_d)(const double*, double*, ptrdiff_t);
+    void (*tanh_derivative_f)(const float*, float*, ptrdiff_t);
+    void (*tanh_derivative_d)(const double*, double*, ptrdiff_t);
+    void (*sigmoid_backward_f)(const float*, const float*, float*, ptrdiff_t);
+    void (*sigmoid_backward_d)(const double*, const double*, double*, ptrdiff_t);
+    void (*tanh_backward_f)(const float*, const float*, float*, ptrdiff_t);
+    void (*tanh_backward_d)(const double*, const double*, double*, ptrdiff_t);
+    void (*exp_shifted_f)(const float*, double, double*, ptrdiff_t);
+    void (*exp_shifted_d)(const double*, double, double*, ptrdiff_t);
+    refnet_adam_f adam_f;             /* without a penalty */
+    refnet_adam_f adam_penalised_f;
+    refnet_adam_d adam_d;
+    refnet_adam_d adam_penalised_d;
+    refnet_rmsprop_f rmsprop_f[12];   /* numbered by refnet_rmsprop_variant */
+    refnet_rmsprop_d rmsprop_d[12];
+} refnet_vmath_table;
+
+#define REFNET_TABLE(suffix, attr)                                                          \
+    REFNET_UNARY(refnet_sigmoid_f_##suffix, float, refnet_sigmoid_of, attr)                 \
+    REFNET_UNARY(refnet_sigmoid_d_##suffix, double, refnet_sigmoid_of, attr)                \
+    REFNET_UNARY(refnet_sigmoid_derivative_f_##suffix, float, refnet_sigmoid_derivative_of, attr) \
+    REFNET_UNARY(refnet_sigmoid_derivative_d_##suffix, double, refnet_sigmoid_derivative_of, attr) \
+    REFNET_UNARY(refnet_tanh_f_##suffix, float, refnet_tanh_of, attr)                       \
+    REFNET_UNARY(refnet_tanh_d_##suffix, double, refnet_tanh_of, attr)                      \
+    REFNET_UNARY(refnet_tanh_derivative_f_##suffix, float, refnet_tanh_derivative_of, attr) \
+    REFNET_UNARY(refnet_tanh_derivative_d_##suffix, double, refnet_tanh_derivative_of, attr) \
+    REFNET_BINARY(refnet_sigmoid_backward_f_##suffix, float, refnet_sigmoid_derivative_of, attr) \
+    REFNET_BINARY(refnet_sigmoid_backward_d_##suffix, double, refnet_sigmoid_derivative_of, attr) \
+    REFNET_BINARY(refnet_tanh_backward_f_##suffix, float, refnet_tanh_derivative_of, attr)  \
+    REFNET_BINARY(refnet_tanh_backward_d_##suffix, double, refnet_tanh_derivative_of, attr) \
+    REFNET_EXP_SHIFTED(refnet_exp_shifted_f_##suffix, float, attr)                          \
+    REFNET_EXP_SHIFTED(refnet_exp_shifted_d_##suffix, double, attr)                         \
+    REFNET_ADAM(refnet_adam_f_##suffix, float, sqrtf, FLT_TRUE_MIN, 0, attr)                 \
+    REFNET_ADAM(refnet_adam_penalised_f_##suffix, float, sqrtf, FLT_TRUE_MIN, 1, attr)       \
+    REFNET_ADAM(refnet_adam_d_##suffix, double, sqrt, DBL_TRUE_MIN, 0, attr)                 \
+    REFNET_ADAM(refnet_adam_penalised_d_##suffix, double, sqrt, DBL_TRUE_MIN, 1, attr)       \
+    REFNET_RMSPROP_ALL(F, f, suffix, attr)                                                  \
+    REFNET_RMSPROP_ALL(D, d, suffix, attr)                                                  \
+    static const refnet_vmath_table refnet_vmath_##suffix = {                               \
+        #suffix,                                                                            \
+        refnet_sigmoid_f_##suffix, refnet_sigmoid_d_##suffix,                               \
+        refnet_sigmoid_derivative_f_##suffix, refnet_sigmoid_derivative_d_##suffix,         \
+        refnet_tanh_f_##suffix, refnet_tanh_d_##suffix,                                     \
+        refnet_tanh_derivative_f_##suffix, refnet_tanh_derivative_d_##suffix,               \
+        refnet_sigmoid_backward_f_##suffix, refnet_sigmoid_backward_d_##suffix,             \
+        refnet_tanh_backward_f_##suffix, refnet_tanh_backward_d_##suffix,                   \
+        refnet_exp_shifted_f_##suffix, refnet_exp_shifted_d_##suffix,                      \
+        refnet_adam_f_##suffix, refnet_adam_penalised_f_##suffix,                           \
+        refnet_adam_d_##suffix, refnet_adam_penalised_d_##suffix,                           \
+        REFNET_RMSPROP_LIST(f, suffix), REFNET_RMSPROP_LIST(d, suffix),                     \
+    };
+
+REFNET_TABLE(baseline, )
+
+/* Wider clones where the compiler can target them and the CPU can be asked at run time
+   (-DREFNET_NO_ISA_CLONES compiles the portable build alone, as on ARM64). */
+#if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__) && !defined(REFNET_NO_ISA_CLONES)
+#define REFNET_X86_CLONES 1
+REFNET_TABLE(avx2, __attribute__((target("avx2"))))
+REFNET_TABLE(avx512, __attribute__((target("avx512f"))))
+#endif
+
+static refnet_vmath_table refnet_vmath = {0};
+
+/* Pick the widest clone the CPU runs, no wider than `limit` (0 baseline, 1 AVX2, 2 AVX-512;
+   tests lower it to check that every clone gives the same bits).  Returns its name. */
+static const char* refnet_vmath_select(int limit) {
+    refnet_vmath = refnet_vmath_baseline;
+#ifdef REFNET_X86_CLONES
+    __builtin_cpu_init();
+    if (limit >= 2 && __builtin_cpu_supports("avx512f"))
+        refnet_vmath = refnet_vmath_avx512;
+    else if (limit >= 1 && __builtin_cpu_supports("avx2"))
+        refnet_vmath = refnet_vmath_avx2;
+#else
+    (void)limit;
+#endif
+    return refnet_vmath.isa;
+}
+
+/* The index of an RMSProp/Adagrad variant in the table (root state is never centered). */
+static inline int refnet_rmsprop_variant(int penalised, int root_state, int centered, int with_momentum) {
+    int variant = root_state ? (with_momentum ? 1 : 0) : 2 + 2 * (centered != 0) + (with_momentum != 0);
+    return 6 * (penalised != 0) + variant;
+}
+
+static inline void refnet_rmsprop_float(int variant, float* param, const float* grad, float* square_avg,
+                                        float* grad_avg, float* momentum_buffer, float lr,
+                                        float old_weight, float new_weight, float momentum,
+                                        float eps_in, float eps_out, float gain, float scale,
+                                        float l2, float l1, float keep, ptrdiff_t start, ptrdiff_t stop) {
+    refnet_vmath.rmsprop_f[variant](param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight,
+                                    new_weight, momentum, eps_in, eps_out, gain, scale, l2, l1, keep,
+                                    start, stop);
+}
+
+static inline void refnet_rmsprop_double(int variant, double* param, const double* grad,
+                                         double* square_avg, double* grad_avg,
+                                         double* momentum_buffer, double lr, double old_weight,
+                                         double new_weight, double momentum, double eps_in,
+                                         double eps_out, double gain, double scale, double l2,
+                                         double l1, double keep, ptrdiff_t start, ptrdiff_t stop) {
+    refnet_vmath.rmsprop_d[variant](param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight,
+                                    new_weight, momentum, eps_in, eps_out, gain, scale, l2, l1, keep,
+                                    start, stop);
+}
+
+#endif /* REFNET_VMATH_H */
