@@ -1,15 +1,17 @@
-"""Print the issue-9 target ratios from an asv results file, so nobody computes them by hand.
+"""Print the issue-9 target ratios from asv results files, so nobody computes them by hand.
 
-    python ratios.py [results/<machine>/<commit>-<environment>.json]
+    python ratios.py [results/<machine>/<commit>-<environment>.json ...]
 
 Without an argument it reads the newest results file under ``results/``.  Each ratio is of
-two timings from the same file (one run); a row whose benchmarks are missing or skipped
+two timings from the same file (one run); given several files (copies of repeated runs), it
+prints the median ratio and each run's.  A row whose benchmarks are missing or skipped
 (torch or scikit-learn not installed, no MNIST files) says so.
 """
 
 import ast
 import itertools
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -66,25 +68,32 @@ def targets():
     return rows
 
 
+def ratio(values, numerator, denominator, scale):
+    top = values.get(numerator)
+    bottom = 1.0 if denominator is None else values.get(denominator)
+    return None if top is None or bottom is None else scale * top / bottom
+
+
 def main(argv):
     if len(argv) > 1:
-        path = Path(argv[1])
+        paths = [Path(arg) for arg in argv[1:]]
     else:
         files = [f for f in Path(__file__).resolve().parent.glob("results/*/*.json") if f.name != "machine.json"]
         if not files:
             sys.exit("no asv results: run `asv run` first, or pass a results file")
-        path = max(files, key=lambda f: f.stat().st_mtime)
-    values = read(path)
-    print(f"{path}\n{'target':66s} {'ratio':>8s}  bound   met")
+        paths = [max(files, key=lambda f: f.stat().st_mtime)]
+    runs = [read(path) for path in paths]
+    print("\n".join(map(str, paths)))
+    print(f"{'target':66s} {'ratio':>8s}  bound   met" + ("   each run" if len(runs) > 1 else ""))
     for what, numerator, denominator, scale, comparison, bound in targets():
-        top = values.get(numerator)
-        bottom = 1.0 if denominator is None else values.get(denominator)
-        if top is None or bottom is None:
+        measured = [r for r in (ratio(values, numerator, denominator, scale) for values in runs) if r is not None]
+        if not measured:
             print(f"{what:66s} {'-':>8s}  {comparison} {bound:<4}  (not measured)")
             continue
-        ratio = scale * top / bottom
-        met = ratio >= bound if comparison == ">=" else ratio <= bound
-        print(f"{what:66s} {ratio:8.2f}  {comparison} {bound:<4}  {'yes' if met else 'NO'}")
+        median = statistics.median(measured)
+        met = median >= bound if comparison == ">=" else median <= bound
+        each = "  " + " ".join(f"{r:.2f}" for r in measured) if len(runs) > 1 else ""
+        print(f"{what:66s} {median:8.2f}  {comparison} {bound:<4}  {'yes' if met else 'NO '}{each}")
 
 
 if __name__ == "__main__":
