@@ -19,6 +19,7 @@ References
 
 import math
 import os
+import stat
 import zlib
 
 import numpy as np
@@ -63,7 +64,10 @@ def read_idx(path, *, max_bytes=IDX_LIMIT):
     max_bytes = positive_int(max_bytes, "max_bytes")
     with open(path, "rb") as file:
         # (file.read(n) reserves n bytes up front: every read below is of a size already checked.)
-        file_size = os.fstat(file.fileno()).st_size
+        status = os.fstat(file.fileno())
+        if not stat.S_ISREG(status.st_mode):   # a pipe or device has no size to check against
+            raise ValueError(f"{path} is not a regular file")
+        file_size = status.st_size
         compressed = file.read(2) == _GZIP_MAGIC
         file.seek(0)
         if compressed:

@@ -1,6 +1,7 @@
 """Datasets: the real MNIST test files, hand-made IDX files (good and broken), digits, two Gaussians."""
 
 import gzip
+import os
 import tracemalloc
 
 import numpy as np
@@ -103,6 +104,12 @@ def test_forged_sizes_and_gzip_bombs_are_refused_before_they_cost_memory(tmp_pat
     # A small header followed by a bomb: decompressed only one byte past the stated size.
     write(_idx(np.zeros((2, 3), np.uint8)) + bytes(2**26))
     _read_refused_without_allocating(path, "longer than its header says")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero here")
+def test_a_device_is_refused_unread():
+    with pytest.raises(ValueError, match="/dev/zero is not a regular file"):
+        read_idx("/dev/zero")
 
 
 def test_gzip_of_several_members_is_read_whole(tmp_path):

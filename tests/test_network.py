@@ -606,6 +606,11 @@ def test_the_finiteness_check_sees_one_bad_element_anywhere(dtype, bad):
     assert check(0.0)
     big = np.zeros(25_000, dtype)   # checked in blocks of 10,000: every block's edges count
     check = _FiniteCheck([big])
+    tracemalloc.start()
+    for _ in range(10):
+        check(0.5)
+    assert tracemalloc.get_traced_memory()[1] < 1024   # no array allocated, only a few Python floats
+    tracemalloc.stop()
     for index in (0, 9_999, 10_000, 19_999, 20_000, 24_999):
         big[index] = bad
         assert not check(0.5)
