@@ -80,6 +80,8 @@ class EarlyStopping:
                  restore_best_weights=True):
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor must be the name of a logged value such as 'val_loss', got {monitor!r}")
         self.monitor = monitor
         self.patience = _validate.non_negative_int(patience, "patience")
         self.min_delta = abs(_validate.finite_scalar(min_delta, "min_delta"))

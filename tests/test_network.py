@@ -645,6 +645,7 @@ def test_a_real_sigint_never_leaves_a_torn_step():
                 self.steps = optimizer.steps
 
         snapshot = Snapshot()
+        snapshot.before, snapshot.steps = [p.copy() for p in net.parameters()], 0   # if it lands before any batch
         sender = threading.Timer(timing.uniform(0.01, 0.06), os.kill, (os.getpid(), signal.SIGINT))
         sender.start()
         try:

@@ -150,6 +150,11 @@ def test_a_missing_key_says_which_keys_there_are():
         _run(refnet.EarlyStopping(), [1.0], key="loss")
 
 
+def test_monitor_must_be_a_name():
+    with pytest.raises(TypeError, match="monitor must be the name of a logged value"):
+        refnet.EarlyStopping(3)
+
+
 @pytest.mark.parametrize("patience", [2.5, -1, "3", True])
 def test_patience_must_be_a_non_negative_integer(patience):
     """Regression: 2.5 said "patience + 1 must be an integer"."""
