@@ -70,11 +70,13 @@ class _EpochMemory:
                 self.snapshot.filter_traces(numpy_only), "filename"))
 
 
+@pytest.mark.parametrize("regularizer", [None, refnet.regularizers.L2(1e-4), refnet.regularizers.L1(1e-4)], ids=repr)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_an_epoch_after_the_first_allocates_nothing_per_step(dtype):
+def test_an_epoch_after_the_first_allocates_nothing_per_step(dtype, regularizer):
     """Before the work arrays, each step allocated the batch, every layer's output and input
     gradient and the loss gradient: the epoch's traced memory rose by 250-480 kB here (several
-    batches' worth), and the last batch's arrays stayed allocated.  Now what remains per step is
+    batches' worth), and the last batch's arrays stayed allocated; a regularizer added a
+    parameter-sized temporary or two.  Now what remains per step is
     a few small Python objects and the accuracy's two row-long temporaries: the rise must stay far
     below ONE batch of inputs (51-102 kB), whatever the number of steps."""
     rng = np.random.default_rng(0)
@@ -83,7 +85,7 @@ def test_an_epoch_after_the_first_allocates_nothing_per_step(dtype):
                       PReLU(32, dtype=dtype), Dense(32, 10, dtype=dtype, seed=1)])
     probe = _EpochMemory()
     net.fit(x, y, loss="softmax_cross_entropy", optimizer=refnet.Adam(lr=1e-3), epochs=2, batch_size=64,
-            callbacks=[probe], seed=0)
+            callbacks=[probe], seed=0, regularizer=regularizer)
     one_batch = 64 * x.shape[1] * x.itemsize
     assert probe.rise < 16_000 < one_batch / 3
     assert probe.numpy_kept <= 0
