@@ -27,7 +27,7 @@ LAYER_STACKS = {
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("stack", sorted(LAYER_STACKS))
-def test_fit_trains_exactly_as_the_public_layer_api(stack, dtype):
+def test_fit_trains_exactly_as_the_public_layer_api(stack, dtype, each_backend):
     """fit (work arrays, in-place shuffle, loss into a kept gradient) against the loop a user would
     write with forward(training=True), the loss, backward and step: the same parameters, bit for bit.
     22 rows in batches of 4 end each epoch on a smaller batch."""
