@@ -89,3 +89,40 @@ def test_an_epoch_after_the_first_allocates_nothing_per_step(dtype, regularizer)
     one_batch = 64 * x.shape[1] * x.itemsize
     assert probe.rise < 16_000 < one_batch / 3
     assert probe.numpy_kept <= 0
+
+
+class _Double(refnet.layers.Layer):
+    """A layer of the user's own, without fit's private methods: fit calls its public ones."""
+
+    def forward(self, x, training=False):
+        return 2 * x
+
+    def backward(self, grad_output, input_gradient=True):
+        return 2 * grad_output
+
+
+def _squared_error(output, target):   # a loss of the user's own (no out=)
+    return float(((output - target) ** 2).sum() / len(output)), 2 * (output - target) / len(output)
+
+
+def test_fit_with_own_layer_and_loss_and_batch_sizes_that_change_between_fits():
+    """The work arrays follow the batch: one batch larger than the data, then smaller ones (their
+    first rows), then a larger one again (new arrays); a user's layer and loss go through as before."""
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((22, 5)), rng.standard_normal((22, 3))
+    def stack():
+        return Sequential([Dense(5, 8, activation="tanh", seed=1), _Double(), Dropout(0.3, seed=2), Dense(8, 3, seed=3)])
+    fitted, by_hand = stack(), stack()
+    optimizer, by_hand_optimizer = refnet.SGD(0.05, momentum=0.9), refnet.SGD(0.05, momentum=0.9)
+    for batch_size, seed in ((30, 0), (4, 1), (8, 2)):
+        fitted.fit(x, y, loss=_squared_error, optimizer=optimizer, epochs=2, batch_size=batch_size, seed=seed)
+        order_rng = np.random.default_rng(seed)
+        for _ in range(2):
+            order = order_rng.permutation(len(x))
+            for start in range(0, len(x), batch_size):
+                rows = order[start : start + batch_size]
+                by_hand.backward(_squared_error(by_hand.forward(x[rows], training=True), y[rows])[1], False)
+                by_hand_optimizer.step(by_hand.parameters(), by_hand.gradients(),
+                                       names=[name for name, _ in by_hand.named_parameters()])
+    for (name, trained), expected in zip(fitted.named_parameters(), by_hand.parameters()):
+        assert trained.tobytes() == expected.tobytes(), name
