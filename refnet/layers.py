@@ -440,9 +440,9 @@ class Dropout(Layer):
         return out
 
     def _fit_backward(self, grad_output, input_gradient):
-        mask = self._saved("_mask")
+        mask, grad_output = self._saved("_mask"), _validate.float_array(grad_output, "grad_output")
         return functional.dropout_backward(grad_output, mask, self.p, mode=self.mode,
-                                           out=self._work_array("_grad_x_work", mask.shape, grad_output.dtype))
+                                           out=self._work_array("_grad_x_work", grad_output.shape, grad_output.dtype))
 
     def _output_width(self, width):
         return width
