@@ -113,6 +113,29 @@ class Layer:
             self.__dict__.pop(key, None)
         self.__dict__.update(state)
 
+    # fit's training step.  ``Sequential.fit`` calls these instead of ``forward(x,
+    # True)`` and ``backward``: the same kernels and bits, but a layer may write its
+    # output and ∂L/∂(input) into work arrays it keeps (see ``_work_array``), since
+    # fit reads each only until the next step.  A layer of the user's own needs
+    # nothing more: these default to the public methods.
+    def _fit_forward(self, x):
+        return self.forward(x, True)
+
+    def _fit_backward(self, grad_output, input_gradient):
+        return self.backward(grad_output, input_gradient)
+
+    def _work_array(self, name, shape, dtype):
+        """A work array of ``shape`` kept between calls (never handed to a caller of the public API).
+
+        The first rows of one kept for the largest batch so far, so an epoch's
+        smaller last batch, and the full batches after it, allocate nothing.
+        """
+        array = self.__dict__.get(name)
+        if array is None or array.dtype != dtype or array.shape[1:] != shape[1:] or len(array) < shape[0]:
+            array = np.empty(shape, dtype=dtype)
+            setattr(self, name, array)
+        return array[: shape[0]]
+
     def _saved(self, attribute):
         if not hasattr(self, attribute):
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
@@ -170,18 +193,6 @@ class Dense(Layer):
         self.grad_weight = np.zeros_like(self.weight)
         self.grad_bias = np.zeros_like(self.bias)
 
-    def _work_array(self, name, shape):
-        """A work array of ``shape`` kept between calls (never handed to the caller).
-
-        Reused rather than allocated: for a small layer two allocations per
-        pass cost a tenth of its matrix products.
-        """
-        array = self.__dict__.get(name)
-        if array is None or array.shape != shape:
-            array = np.empty(shape, dtype=self.dtype)
-            setattr(self, name, array)
-        return array
-
     def forward(self, x, training=False):
         """:math:`f(x W + b)` for a batch ``x`` of shape (rows, n_in) and the layer's dtype."""
         x = _dense_input(x, self.weight)
@@ -189,20 +200,36 @@ class Dense(Layer):
         if self.activation == "identity":
             z = out = np.empty(shape, dtype=self.dtype)   # z is the output, so it is the caller's
         elif training:
-            z, out = self._work_array("_z_work", shape), np.empty(shape, dtype=self.dtype)
+            z, out = self._work_array("_z_work", shape, self.dtype), np.empty(shape, dtype=self.dtype)
         else:   # not into the work array, which holds the z of a training pass not yet back-propagated
             z, out = np.empty(shape, dtype=self.dtype), np.empty(shape, dtype=self.dtype)
+        return self._forward(x, z, out)
+
+    def _fit_forward(self, x):
+        x = _dense_input(x, self.weight)
+        shape = (x.shape[0], self.n_out)
+        out = self._work_array("_out_work", shape, self.dtype)
+        return self._forward(x, out if self.activation == "identity" else self._work_array("_z_work", shape, self.dtype),
+                             out)
+
+    def _forward(self, x, z, out):
         active().dense_forward(x, self.weight, self.bias, self.activation, self.slope, z, out)
         self._x, self._z = x, z
         return out
 
     def backward(self, grad_output, input_gradient=True):
         """Fill ``grad_weight`` and ``grad_bias``; return ∂L/∂x (``None`` if not ``input_gradient``)."""
+        return self._backward(grad_output, np.empty_like(self._saved("_x")) if input_gradient else None)
+
+    def _fit_backward(self, grad_output, input_gradient):
+        x = self._saved("_x")
+        return self._backward(grad_output, self._work_array("_grad_x_work", x.shape, self.dtype) if input_gradient else None)
+
+    def _backward(self, grad_output, grad_input):
         z = self._saved("_z")
         grad_output = _validate.like(grad_output, "grad_output", self.dtype, z.shape, "the layer's output")
-        grad_input = np.empty_like(self._x) if input_gradient else None
         active().dense_backward(grad_output, self._x, self.weight, z, self.activation, self.slope,
-                                self._work_array("_grad_z_work", z.shape), grad_input,
+                                self._work_array("_grad_z_work", z.shape, self.dtype), grad_input,
                                 self.grad_weight, self.grad_bias)
         return grad_input
 
@@ -243,6 +270,16 @@ class _Activation(Layer):
 
     def backward(self, grad_output, input_gradient=True):
         return type(self)._backward(grad_output, self._saved("_x"), *self._arguments())
+
+    def _fit_forward(self, x):
+        self._x = x = _validate.float_array(x, "x")
+        shape = x.shape[:-1] + (self._output_width(x.shape[-1]),)
+        return type(self)._function(x, *self._arguments(), out=self._work_array("_out_work", shape, x.dtype))
+
+    def _fit_backward(self, grad_output, input_gradient):
+        x = self._saved("_x")
+        return type(self)._backward(grad_output, x, *self._arguments(),
+                                    out=self._work_array("_grad_x_work", x.shape, x.dtype))
 
 
 class Sigmoid(_Activation):
@@ -317,6 +354,16 @@ class PReLU(Layer):
                                                   out=(None, self.grad_slope))
         return grad_input
 
+    def _fit_forward(self, x):
+        self._x = x = _validate.float_array(x, "x")
+        return functional.prelu(x, self.slope, out=self._work_array("_out_work", x.shape, x.dtype))
+
+    def _fit_backward(self, grad_output, input_gradient):
+        x = self._saved("_x")
+        grad_input, _ = functional.prelu_backward(
+            grad_output, x, self.slope, out=(self._work_array("_grad_x_work", x.shape, x.dtype), self.grad_slope))
+        return grad_input
+
     def _output_width(self, width):
         if width is not None and self.units is not None and width != self.units:
             raise ValueError(f"takes {self.units} inputs (units), got {width}")
@@ -385,6 +432,17 @@ class Dropout(Layer):
             grad_output = _validate.float_array(grad_output, "grad_output")
             return grad_output * grad_output.dtype.type(self.test_scale)
         return functional.dropout_backward(grad_output, mask, self.p, mode=self.mode)
+
+    def _fit_forward(self, x):
+        x = _validate.float_array(x, "x")
+        out, self._mask = functional.dropout(x, self.p, self.rng, mode=self.mode, out=(
+            self._work_array("_out_work", x.shape, x.dtype), self._work_array("_mask_work", x.shape, np.bool_)))
+        return out
+
+    def _fit_backward(self, grad_output, input_gradient):
+        mask, grad_output = self._saved("_mask"), _validate.float_array(grad_output, "grad_output")
+        return functional.dropout_backward(grad_output, mask, self.p, mode=self.mode,
+                                           out=self._work_array("_grad_x_work", grad_output.shape, grad_output.dtype))
 
     def _output_width(self, width):
         return width

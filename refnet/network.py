@@ -185,6 +185,24 @@ class PlainSGD:
                 param -= self.learning_rate * grad
 
 
+class _LossOutput:
+    """Calls a loss on a batch; refnet's own losses write the gradient into one array kept for all batches.
+
+    A loss of the user's own is called as ``loss(output, target)``, allocating as it likes.
+    """
+
+    def __init__(self, loss_function, rows):
+        self._loss, self._rows, self._grad = loss_function, rows, None
+        self._takes_out = any(loss_function is known for known in LOSSES.values())
+
+    def __call__(self, output, target):
+        if not self._takes_out:
+            return self._loss(output, target)
+        if self._grad is None or self._grad.dtype != output.dtype or self._grad.shape[1:] != output.shape[1:]:
+            self._grad = np.empty((self._rows, *output.shape[1:]), output.dtype)
+        return self._loss(output, target, out=self._grad[: len(output)])
+
+
 def _resolve_loss(loss):
     """(function, accuracy reader or None) for a loss given by name or as a callable."""
     if isinstance(loss, str):
@@ -367,6 +385,18 @@ class Sequential:
 
     # --- training and inference ----------------------------------------------------
 
+    def _fit_forward(self, x):
+        """``forward(x, training=True)`` into the layers' kept work arrays (see ``Layer._fit_forward``)."""
+        for layer in self.layers:
+            x = layer._fit_forward(x)
+        return x
+
+    def _fit_backward(self, grad_output):
+        """``backward(grad_output, input_gradient=False)`` into the layers' kept work arrays."""
+        for layer in reversed(self.layers[1:]):
+            grad_output = layer._fit_backward(grad_output, True)
+        self.layers[0]._fit_backward(grad_output, False)
+
     def _infer(self, x):
         """``forward(x)`` for inference, leaving what the next ``backward`` reads as it was.
 
@@ -502,6 +532,16 @@ class Sequential:
         step_names = ({"names": [name for name, _ in self.named_parameters()]}
                       if _takes_names(optimizer.step) else {})
         check = _FiniteCheck(grads) if _validate.flag(check_finite, "check_finite") else None
+        # No allocation per step: each batch is gathered into these, the loss
+        # writes its gradient into a kept array, and each layer keeps its outputs
+        # and input gradients (Layer._fit_forward); the smaller last batch uses
+        # their first rows.  The row order is shuffled in place (Generator.permutation(n)
+        # is shuffle(arange(n)): the same order, draw for draw).
+        rows_in_order = np.arange(len(x))
+        order = rows_in_order.copy()
+        x_batch = np.empty((min(batch_size, len(x)), *x.shape[1:]), x.dtype)
+        y_batch = np.empty((len(x_batch), *y.shape[1:]), y.dtype)
+        loss_out = _LossOutput(loss_function, len(x_batch))
         history = self.history = History()
         self.stop_training = False
         _call(callbacks, "on_train_begin", self, 0, {"metrics": metrics})
@@ -510,14 +550,17 @@ class Sequential:
             guard.install()
             for epoch in range(epochs):
                 _call(callbacks, "on_epoch_begin", self, epoch, {})
-                order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
+                if shuffle:
+                    np.copyto(order, rows_in_order)
+                    rng.shuffle(order)
                 total_loss = total_correct = seen = 0
                 for batch, start in enumerate(batches):
                     rows = order[start : start + batch_size]
-                    targets = y[rows]
-                    output = self.forward(x[rows], training=True)
-                    batch_loss, grad = loss_function(output, targets)
-                    self.backward(grad, input_gradient=False)
+                    # mode="clip" (the rows are in range anyway): "raise" gathers into a temporary first.
+                    targets = np.take(y, rows, axis=0, out=y_batch[: len(rows)], mode="clip")
+                    output = self._fit_forward(np.take(x, rows, axis=0, out=x_batch[: len(rows)], mode="clip"))
+                    batch_loss, grad = loss_out(output, targets)
+                    self._fit_backward(grad)
                     if regularizer is not None:
                         batch_loss += regularizer.add_gradient(self.named_parameters(), grads)
                     if check is not None and not check(batch_loss):

@@ -41,6 +41,15 @@ class _Penalty:
         if self.lam < 0:
             raise ValueError(f"lam must be non-negative, got {self.lam}")
         self.include_biases = bool(include_biases)
+        self._work = {}
+
+    def _work_array(self, w):
+        """A scratch array of ``w``'s shape and dtype, kept: fit adds the gradient on every step,
+        and a fresh parameter-sized temporary per call was the step's largest allocation."""
+        key = (w.shape, w.dtype)
+        if key not in self._work:
+            self._work[key] = np.empty(w.shape, w.dtype)
+        return self._work[key]
 
     def __repr__(self):
         return f"{type(self).__name__}({self.lam!r}, include_biases={self.include_biases})"
@@ -54,7 +63,8 @@ class _Penalty:
 
     def penalty(self, named_parameters):
         """The penalty's value for ``(name, array)`` pairs."""
-        return float(sum(self._value(array) for _, array in self._selected(list(named_parameters))))
+        return float(sum(self._value(array, self._work_array(array))
+                         for _, array in self._selected(list(named_parameters))))
 
     def add_gradient(self, named_parameters, gradients):
         """Add the penalty's gradient to ``gradients`` (aligned with the pairs) in place; return the penalty."""
@@ -70,19 +80,20 @@ class _Penalty:
                 )
         total = 0.0
         for index, array in selected:
-            total += self._value(array)
-            gradients[index] += self._gradient(array)
+            work = self._work_array(array)
+            total += self._value(array, work)
+            gradients[index] += self._gradient(array, work)
         return total
 
 
 class L2(_Penalty):
     r"""L2 penalty :math:`\frac{\lambda}{2}\sum w^2` over the weights; gradient :math:`\lambda w`."""
 
-    def _value(self, w):
+    def _value(self, w, work):
         return 0.5 * self.lam * float(np.dot(w.ravel(), w.ravel()))
 
-    def _gradient(self, w):
-        return w.dtype.type(self.lam) * w
+    def _gradient(self, w, work):
+        return np.multiply(w, w.dtype.type(self.lam), out=work)
 
 
 class L1(_Penalty):
@@ -92,8 +103,8 @@ class L1(_Penalty):
     place, which is how L1 keeps weights sparse.
     """
 
-    def _value(self, w):
-        return self.lam * float(np.abs(w).sum())
+    def _value(self, w, work):
+        return self.lam * float(np.abs(w, out=work).sum())
 
-    def _gradient(self, w):
-        return w.dtype.type(self.lam) * np.sign(w)
+    def _gradient(self, w, work):
+        return np.multiply(np.sign(w, out=work), w.dtype.type(self.lam), out=work)
