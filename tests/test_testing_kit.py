@@ -16,18 +16,13 @@ import refnet
 from refnet.testing import (ConformanceError, check_activation, check_dropout, check_optimizer,
                             parametrize_with_checks)
 from refnet.testing.adapters import torch_optimizer
+from refnet.testing.specs import KERNELS, OPTIMIZERS
 
-FAMILY_OF = {refnet.SGD: "sgd", refnet.Adagrad: "adagrad", refnet.RMSProp: "rmsprop", refnet.Adam: "adam"}
-
-
-@pytest.mark.parametrize("convention", ["lee", "torch", "keras"])
-@pytest.mark.parametrize("cls, hyper", [
-    (refnet.SGD, dict(lr=0.1)), (refnet.SGD, dict(lr=0.1, momentum=0.9)),
-    (refnet.Adagrad, dict(lr=0.1)), (refnet.RMSProp, dict(lr=0.01)), (refnet.RMSProp, dict(lr=0.01, momentum=0.5)),
-    (refnet.Adam, dict(lr=1e-3)), (refnet.Adam, dict(lr=1e-3, weight_decay=0.1)),
-])
-def test_refnet_optimizers_follow_their_conventions_under_a_schedule(cls, hyper, convention):
-    check_optimizer(cls(**hyper, convention=convention), FAMILY_OF[cls], convention, schedule="step", **hyper)
+@pytest.mark.parametrize("convention", refnet.optim.CONVENTIONS)
+@pytest.mark.parametrize("spec, hyper", [(spec, hyper) for spec in OPTIMIZERS for hyper in spec.configurations],
+                         ids=lambda value: getattr(value, "family", None))
+def test_refnet_optimizers_follow_their_conventions_under_a_schedule(spec, hyper, convention):
+    check_optimizer(spec.cls(**hyper, convention=convention), spec.family, convention, schedule="step", **hyper)
 
 
 def test_refnet_options_beyond_the_presets():
@@ -154,14 +149,10 @@ def test_torch_rmsprop_checked_as_keras_is_named_pytorchs():
 
 # --- activations --------------------------------------------------------------------------
 
-ACTIVATION_NAMES = ["sigmoid", "sigmoid_derivative", "tanh", "tanh_derivative", "relu", "relu_derivative",
-                    "leaky_relu", "leaky_relu_derivative"]
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("name", ACTIVATION_NAMES)
-def test_refnet_activations_conform(name, dtype, each_backend):
-    check_activation(getattr(refnet, name), name, dtype=dtype)
+@pytest.mark.parametrize("kernel", [k for k in KERNELS if k.conformance], ids=lambda k: k.name)
+def test_refnet_activations_conform(kernel, dtype, each_backend):
+    check_activation(getattr(refnet, kernel.name), kernel.conformance, dtype=dtype)
 
 
 def _sigmoid(z):
