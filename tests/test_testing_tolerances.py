@@ -16,8 +16,8 @@ def test_ulp_counts_representable_floats_between():
     one = np.float32(1)
     three_up = np.nextafter(np.nextafter(np.nextafter(one, 2), 2), 2)
     assert Ulp(3).compare([three_up], [one]).holds
-    report = Ulp(2).compare([one, three_up], [one, one])
-    assert (report.holds, report.error, report.index) == (False, 3.0, (1,))
+    report = Ulp(2).compare([one, three_up, one, three_up], [one, one, three_up, one])
+    assert (report.holds, report.error, report.index, report.first, report.failures) == (False, 3.0, (1,), (1,), 3)
     assert "3 ulp at index (1,)" in str(report)
 
 
@@ -26,6 +26,7 @@ def test_relative_scales_with_the_wanted_value_and_floors_at_atol():
     assert tolerance.compare([1e6 + 0.9], [1e6]).holds
     assert not tolerance.compare([1e6 + 1.1], [1e6]).holds
     assert tolerance.compare([5e-13], [0.0]).holds
+    assert tolerance.compare([1.0, 3.0, 1e6 + 9], [1.0, 2.0, 1e6]).first == (1,)   # not the worst, (2,)
     assert not tolerance.compare([np.nan], [0.0]).holds
     assert tolerance.compare([np.nan, np.inf], [np.nan, np.inf]).holds
 

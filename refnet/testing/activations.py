@@ -130,10 +130,11 @@ def check_activation(fn, name, dtype=np.float64, *, seed=0, **settings):
     if got.shape != z.shape or got.dtype != dtype:
         raise ConformanceError(f"{name}: for a {dtype} array of shape {z.shape} the function returned "
                                f"{got.dtype} of shape {got.shape}")
-    report = CONFORMANCE[dtype].compare(got, formula(z.astype(_L), expected).astype(np.float64))
+    want = formula(z.astype(_L), expected).astype(np.float64)
+    report = CONFORMANCE[dtype].compare(got, want)
     if report.holds:
         return
-    (index,) = report.index
+    (index,) = report.first
     matched = None
     for slope in dict.fromkeys([expected.get("slope"), *choices.get("slope", [])]):
         for kink in dict.fromkeys([expected.get("kink"), *choices.get("kink", [])]):
@@ -144,7 +145,8 @@ def check_activation(fn, name, dtype=np.float64, *, seed=0, **settings):
     sentence = (f" Your {name} has {_describe(name, expected, matched)}." if matched
                 else " It matches none of the kink and slope variants tried.")
     raise ConformanceError(
-        f"{name} differs from the textbook formula ({expected or 'no settings'}) at z = {float(z[index])!r} "
-        f"(input {index}): got {report.got!r}, want {report.want!r}; {report.failures} input(s) differ.{sentence}",
+        f"{name} differs from the textbook formula ({expected or 'no settings'}) first at z = {float(z[index])!r} "
+        f"(input {index}): got {got[index].item()!r}, want {want[index].item()!r}; {report.failures} input(s) "
+        f"differ.{sentence}",
         matches=matched, index=index,
     )

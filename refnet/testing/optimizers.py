@@ -253,12 +253,15 @@ def _user_trajectory(target, theta0, grads, lrs, schedule):
 
 
 def _first_difference(user, reference):
-    """(step, flat index, report) of the first step where the displacements differ, or None."""
+    """(step, flat index, got, want) of the first element of the first step where the
+    displacements from θ₀ differ, or None."""
     tolerance = CONFORMANCE["optimizer"]
     for t in range(1, len(user)):
-        report = tolerance.compare(user[t] - user[0], reference[t] - reference[0])
+        got, want = user[t] - user[0], reference[t] - reference[0]
+        report = tolerance.compare(got, want)
         if not report.holds:
-            return t, report.index[0], report
+            (index,) = report.first
+            return t, index, got[index], want[index]
     return None
 
 
@@ -423,11 +426,11 @@ def check_optimizer(optimizer, family, convention="torch", *, schedule=None, see
     difference = _first_difference(user, reference)
     if difference is None:
         return
-    step, index, report = difference
+    step, index, got, want = difference
     sentence, variant = _diagnosis(family, convention, expected, user, _flat(theta0), flat_grads, lrs)
     raise ConformanceError(
         f"{_TITLES[family]} does not follow the {convention!r} convention: it first differs at step {step}, "
-        f"{_where(index)}: θ moved by {report.got!r} from θ₀, the {convention} update by {report.want!r}. "
+        f"{_where(index)}: θ moved by {float(got)!r} from θ₀, the {convention} update by {float(want)!r}. "
         f"{sentence}",
         matches=variant, step=step, index=index,
     )

@@ -49,7 +49,8 @@ def ulp_distance(a, b):
 
 class Report(NamedTuple):
     """The outcome of a comparison: whether it ``holds``, the worst element's ``error`` (in the
-    tolerance's unit), its ``index``, its ``got`` and ``want`` values, and how many elements fail."""
+    tolerance's unit), its ``index``, its ``got`` and ``want`` values, how many elements fail,
+    and the index of the ``first`` that fails (in C order; ``None`` if none does)."""
 
     holds: bool
     error: float
@@ -58,6 +59,7 @@ class Report(NamedTuple):
     want: float
     failures: int
     unit: str
+    first: tuple = None
 
     def __str__(self):
         verdict = "within tolerance" if self.holds else f"{self.failures} element(s) out of tolerance"
@@ -69,13 +71,15 @@ def _report(errors, allowed, got, want, unit):
     got, want = np.broadcast_arrays(np.asarray(got), np.asarray(want))
     errors = np.broadcast_to(np.asarray(errors, dtype=np.float64), got.shape)
     if got.size == 0:
-        return Report(True, 0.0, (), float("nan"), float("nan"), 0, unit)
+        return Report(True, 0.0, (), float("nan"), float("nan"), 0, unit, None)
     # NaN errors (a NaN where a number was wanted) count as the worst.
     ranked = np.where(np.isnan(errors), np.inf, errors)
     index = np.unravel_index(int(np.argmax(ranked)), got.shape)
-    failures = int(np.count_nonzero(~(ranked <= allowed)))
+    failing = ~(ranked <= allowed)
+    failures = int(np.count_nonzero(failing))
+    first = tuple(int(i) for i in np.unravel_index(int(np.argmax(failing)), got.shape)) if failures else None
     return Report(failures == 0, float(ranked[index]), tuple(int(i) for i in index),
-                  got[index].item(), want[index].item(), failures, unit)
+                  got[index].item(), want[index].item(), failures, unit, first)
 
 
 def _both_nan(got, want):
