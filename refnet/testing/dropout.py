@@ -14,7 +14,10 @@ from .conformance import ConformanceError
 
 __all__ = ["check_dropout", "MODES"]
 
-MODES = {"inverted": "inverted dropout (PyTorch, Keras)", "scale-at-test": "scale-at-test dropout (Lee, Srivastava et al.)"}
+MODES = {
+    "inverted": "inverted dropout (PyTorch, Keras)",
+    "scale-at-test": "scale-at-test dropout (Lee, Srivastava et al.)",
+}
 
 _SHAPE = (200, 100)
 # How far the dropped fraction of 20 000 units may stray from p: 5 binomial standard deviations
