@@ -7,8 +7,6 @@ correction, the learning rate inside the momentum buffer, ReLU'(0) = 1, dropout
 scaled twice), and the test checks the kit names that very mistake.
 """
 
-import math
-
 import numpy as np
 import pytest
 
@@ -246,4 +244,3 @@ def test_parametrize_with_checks_names_each_case_and_refuses_a_list():
     with pytest.raises(TypeError, match="checks must be a dict"):
         parametrize_with_checks([lambda: None])
     assert issubclass(ConformanceError, AssertionError)
-    assert math.isclose(1, 1)

@@ -305,7 +305,7 @@ def _number(x):
     return f"{x:g}".replace("e-0", "e-").replace("e+0", "e+")
 
 
-def _describe(family, expected, variant):
+def _describe(expected, variant):
     """How ``variant`` differs from ``expected``, in words."""
     phrases = []
     if "alpha" in variant and variant["alpha"] != expected["alpha"]:
@@ -362,7 +362,7 @@ def _diagnosis(family, convention, expected, user, theta0, grads, lrs):
     best, best_key = None, None
     for variant in _variants(family, expected):
         if _first_difference(user, textbook_trajectory(family, variant, theta0, grads, lrs)) is None:
-            differences = _describe(family, expected, variant)
+            differences = _describe(expected, variant)
             named = _conventions_matching(family, variant, convention)
             key = (len(differences), not named)
             if best_key is None or key < best_key:
