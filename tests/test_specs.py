@@ -7,7 +7,7 @@ import pytest
 
 import refnet
 from refnet import _core, _verify, reference
-from refnet.testing.specs import CLAIMS, KERNELS, OPTIMIZERS
+from refnet.testing.specs import CLAIMS, KERNELS, LAYERS, OPTIMIZERS
 
 
 def test_every_reference_kernel_has_one_spec_and_every_spec_a_kernel_and_twin():
@@ -42,3 +42,26 @@ def test_the_claims_table_is_verifys():
     assert CLAIMS is _verify.CLAIMS
     assert len({claim.id for claim in CLAIMS}) == len(CLAIMS)
     assert all(claim.statement and callable(claim.measure) for claim in CLAIMS)
+
+
+def test_every_public_layer_class_has_a_spec_naming_real_kernels():
+    public = {obj for obj in vars(refnet).values()
+              if inspect.isclass(obj) and issubclass(obj, refnet.layers.Layer)}
+    assert public == {spec.cls for spec in LAYERS}
+    for spec in LAYERS:
+        assert set(spec.kernels) <= set(reference.__all__), spec
+        assert type(spec.example()) is spec.cls
+
+
+@pytest.mark.parametrize("mode", ["full", "fast"])
+@pytest.mark.parametrize("spec", LAYERS, ids=lambda spec: spec.cls.__name__)
+def test_every_layer_passes_gradcheck_at_its_kinks_too(spec, mode, each_backend):
+    """Random inputs with a row of exact zeros (ReLU family, Dense+ReLU at their kink) and a tie
+    (Maxout's first group): the kinks are reported as such, never as failures."""
+    x = np.random.default_rng(1).standard_normal((3, spec.n_in))
+    x[0] = 0.0
+    x[1, 1] = x[1, 0]
+    result = refnet.gradcheck(spec.example(), x, mode=mode)
+    assert result.max_error < 1e-4, result
+    has_kinks = spec.cls in (refnet.Dense, refnet.ReLU, refnet.LeakyReLU, refnet.PReLU, refnet.Maxout)
+    assert bool(result.kinks) == has_kinks, result

@@ -7,6 +7,8 @@ Specs describe; the kernels stay where they are.  Three tables:
   :mod:`refnet.reference` it lives in), its kinks with the derivative chosen
   there, and the :func:`~refnet.testing.check_activation` name that checks its
   public function, if any;
+* :data:`LAYERS` -- every public layer class, the kernels its passes run, a
+  small float64 instance to check, and the width of its input;
 * :data:`OPTIMIZERS` -- every public optimizer class, the
   :func:`~refnet.testing.check_optimizer` family it implements, and
   configurations to check in every convention;
@@ -21,9 +23,10 @@ stated in the tests that use them (``tests/test_activations.py``,
 import dataclasses
 
 from .. import _verify
+from ..layers import Dense, Dropout, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, Tanh
 from ..optim import SGD, Adagrad, Adam, RMSProp
 
-__all__ = ["Kink", "Kernel", "OptimizerSpec", "KERNELS", "OPTIMIZERS", "CLAIMS"]
+__all__ = ["Kink", "Kernel", "LayerSpec", "OptimizerSpec", "KERNELS", "LAYERS", "OPTIMIZERS", "CLAIMS"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +46,17 @@ class Kernel:
     family: str
     kinks: tuple = ()
     conformance: str = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSpec:
+    """A public layer class: the kernels its forward and backward passes run, and a small
+    float64 instance (``example()``, a fresh one per call) taking inputs of width ``n_in``."""
+
+    cls: type
+    kernels: tuple
+    example: object
+    n_in: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +97,18 @@ KERNELS = (
     *_kernels("losses", ["softmax_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy",
                          "mean_squared_error"]),
     *_kernels("optimizers", ["sgd", "sgd_momentum", "rmsprop", "adam"]),
+)
+
+LAYERS = (
+    # Glorot initialisation starts the bias at 0, so an input row of zeros puts relu's input at its kink.
+    LayerSpec(Dense, ("dense_forward", "dense_backward"), lambda: Dense(4, 3, activation="relu", seed=0), 4),
+    LayerSpec(Sigmoid, ("sigmoid", "sigmoid_backward"), Sigmoid, 4),
+    LayerSpec(Tanh, ("tanh", "tanh_backward"), Tanh, 4),
+    LayerSpec(ReLU, ("relu", "relu_backward"), ReLU, 4),
+    LayerSpec(LeakyReLU, ("leaky_relu", "leaky_relu_backward"), LeakyReLU, 4),
+    LayerSpec(PReLU, ("prelu", "prelu_backward"), lambda: PReLU(4), 4),
+    LayerSpec(Maxout, ("maxout", "maxout_backward"), lambda: Maxout(2), 4),
+    LayerSpec(Dropout, ("dropout_forward", "dropout_backward"), lambda: Dropout(0.3, seed=0), 4),
 )
 
 OPTIMIZERS = (
