@@ -17,7 +17,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 import refnet
-from floats import DTYPES, floats, ulp_distance, ulp_error
+from refnet.testing.strategies import DTYPES, floats
+from refnet.testing.tolerances import ulp_distance, ulp_error
 
 pytestmark = pytest.mark.skipif(
     np.finfo(np.longdouble).nmant < 63, reason="np.longdouble is not an extended-precision type here"

@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hynp
 
 import refnet
-from floats import DTYPES, UNIT_ROUNDOFF, arrays, dtype_and_array, dtypes, floats, nonscalar_shapes, shapes, ulp_distance
+from refnet.testing.strategies import DTYPES, arrays, dtype_and_array, dtypes, floats, nonscalar_shapes, shapes
+from refnet.testing.tolerances import UNIT_ROUNDOFF, ulp_distance
 
 BACKENDS = ["compiled", "reference"]
 

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 import refnet
 from refnet.reference.dense import DENSE_ACTIVATIONS
 
-from floats import DTYPES, UNIT_ROUNDOFF, dtypes
+from refnet.testing.strategies import DTYPES, dtypes
+from refnet.testing.tolerances import UNIT_ROUNDOFF
 
 ACTIVATIONS = [None, "sigmoid", "tanh", "relu", "leaky_relu"]
 SLOPE = 0.01

@@ -1,13 +1,15 @@
 """The examples in the docstrings run and print what they say."""
 
 import doctest
+import importlib
 
 import pytest
 
 from refnet import experiments, functional
+from refnet.testing import activations, dropout, optimizers
 
 
-@pytest.mark.parametrize("module", [functional, experiments], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [functional, experiments, importlib.import_module("refnet.gradcheck"), optimizers, activations, dropout], ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from refnet import _core, reference
-from floats import arrays, dtypes
+from refnet.testing.strategies import arrays, dtypes
 
 KERNELS = {"compiled": _core, "reference": reference}
 

@@ -118,3 +118,85 @@ def test_gradcheck_leaves_inputs_and_parameters_exactly_as_they_were():
     refnet.gradcheck(net, x)
     for got, want in zip(net.parameters() + [x], before):
         assert np.array_equal(got, want)
+
+
+# --- fast mode and kinks -------------------------------------------------------------------
+
+@given(network_case())
+def test_fast_mode_accepts_the_random_networks_too(case):
+    net, x, y, loss = case
+    result = refnet.gradcheck(net, x, y, loss=loss, mode="fast")
+    assert result.max_error < TOLERANCE, (result, net)
+
+
+def test_fast_mode_finds_a_wrong_gradient_in_every_random_direction():
+    net = refnet.Sequential([SlightlyWrongDense(3, 2, seed=0), refnet.Tanh(), refnet.Dense(2, 2, seed=1)])
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    # A 1% error in one array's gradient shifts ∇L·u by 1% of that array's share of it,
+    # more where the shares of the other arrays cancel.
+    for seed in range(5):
+        result = refnet.gradcheck(net, x, mode="fast", seed=seed)
+        assert 1e-4 < result.max_error < 0.1 and result.where == "direction" and result.kinks == (), result
+    assert refnet.gradcheck(net, x, mode="fast", directions=1).index == (0,)
+
+
+class ReLUOneAtZero(refnet.ReLU):
+    """ReLU with the other one-sided derivative at the kink, relu'(0) = 1: as valid a choice as 0."""
+
+    def forward(self, x, training=False):
+        self._z = np.asarray(x, dtype=np.float64)
+        return super().forward(x, training)
+
+    def backward(self, grad_output, input_gradient=True):
+        return grad_output * (self._z >= 0)
+
+
+class ReLUTwiceAboveZero(ReLUOneAtZero):
+    def backward(self, grad_output, input_gradient=True):
+        return grad_output * np.where(self._z > 0, 2.0, 0.0)
+
+
+@pytest.mark.parametrize("mode", ["full", "fast"])
+def test_a_check_at_a_relu_kink_reports_the_kink_not_a_failure(mode):
+    x = np.array([[0.0, 1.0, -2.0]])
+    for layer in (refnet.ReLU(), ReLUOneAtZero()):
+        result = refnet.gradcheck(layer, x, mode=mode)
+        assert result.max_error < TOLERANCE and result.kinks == (("input", (0, 0)),), result
+    # Without the kink, the same layer gives no kinks; with it, a wrong derivative elsewhere still fails.
+    assert refnet.gradcheck(refnet.ReLU(), np.array([[0.5, 1.0, -2.0]]), mode=mode).kinks == ()
+    wrong = refnet.gradcheck(ReLUTwiceAboveZero(), x, mode=mode)
+    assert wrong.max_error > 0.1 and wrong.index == (0, 1), wrong
+
+
+def test_one_input_moving_several_units_through_their_kinks_at_once_is_not_a_failure():
+    # A zero row into Dense(relu) with zero bias: moving one input moves all three units'
+    # pre-activations through 0 together (31 of 50 seeds failed when such lines were judged
+    # by their one-sided derivatives).
+    for seed in range(10):
+        x = np.random.default_rng(seed).standard_normal((3, 4))
+        x[0] = 0.0
+        result = refnet.gradcheck(refnet.Dense(4, 3, activation="relu", seed=seed), x, seed=seed)
+        assert result.max_error < TOLERANCE and ("input", (0, 0)) in result.kinks, result
+
+
+def test_a_kink_just_off_the_evaluation_point_is_judged_with_a_smaller_step():
+    # 3e-7 and -4e-7 lie within eps = 1e-6 of the kink, beyond eps / 10; 5e-8 within eps / 10.
+    x = np.array([[3e-7, -4e-7, 5e-8, 2.0]])
+    result = refnet.gradcheck(refnet.ReLU(), x)
+    assert result.max_error < 1e-8 and [index for _, index in result.kinks] == [(0, 0), (0, 1), (0, 2)]
+    # Maxout's ties (the kink of a max) are kinks too.
+    ties = refnet.gradcheck(refnet.Maxout(2), np.array([[0.5, 0.5, 1.0, -1.0]]))
+    assert ties.max_error < 1e-8 and ties.kinks == (("input", (0, 0)), ("input", (0, 1)))
+
+
+def test_smooth_wrong_gradients_are_not_excused_as_kinks():
+    net = refnet.Sequential([SlightlyWrongDense(3, 2, seed=0), refnet.Tanh(), refnet.Dense(2, 2, seed=1)])
+    result = refnet.gradcheck(net, np.random.default_rng(0).standard_normal((4, 3)))
+    assert result.kinks == () and result.max_error > 1e-3
+
+
+def test_mode_and_directions_are_checked():
+    with pytest.raises(ValueError, match="mode must be 'full' or 'fast'"):
+        refnet.gradcheck(refnet.ReLU(), np.ones((1, 2)), mode="quick")
+    with pytest.raises(ValueError, match="directions"):
+        refnet.gradcheck(refnet.ReLU(), np.ones((1, 2)), mode="fast", directions=0)

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 import refnet
 from refnet.losses import ACCURACY, LOSSES
 
-from floats import DTYPES, UNIT_ROUNDOFF, dtypes
+from refnet.testing.strategies import DTYPES, dtypes
+from refnet.testing.tolerances import UNIT_ROUNDOFF
 
 # The loss is a sum of rows*units terms accumulated in float64, and each term
 # has a few roundings of its own (log, exp): its relative error is bounded by

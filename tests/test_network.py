@@ -13,7 +13,8 @@ import pytest
 import refnet
 from refnet.network import PlainSGD
 
-from floats import DTYPES, UNIT_ROUNDOFF
+from refnet.testing.strategies import DTYPES
+from refnet.testing.tolerances import UNIT_ROUNDOFF
 
 
 def _net(dtype=np.float64, seed=0):

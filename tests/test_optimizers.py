@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 import refnet
 from refnet import reference
 
-from floats import UNIT_ROUNDOFF, arrays, dtypes, shapes
+from refnet.testing.strategies import arrays, dtypes, shapes
+from refnet.testing.tolerances import UNIT_ROUNDOFF
 
 OPTIMIZERS = (refnet.SGD, refnet.Adagrad, refnet.RMSProp, refnet.Adam)
 BACKENDS = ("compiled", "reference")

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 import refnet
 from refnet.network import PlainSGD
 from refnet.regularizers import L1, L2
-from floats import arrays
+from refnet.testing.strategies import arrays
 
 
 def _pairs(data):

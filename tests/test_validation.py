@@ -6,7 +6,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 import refnet
-from floats import dtype_and_array, nonscalar_shapes
+from refnet.testing.strategies import dtype_and_array, nonscalar_shapes
 
 ELEMENTWISE = [
     refnet.sigmoid, refnet.sigmoid_derivative, refnet.tanh, refnet.tanh_derivative,
