@@ -8,7 +8,7 @@ import pytest
 import refnet
 from refnet import Dense, Dropout, LeakyReLU, Maxout, PReLU, ReLU, Sequential, Sigmoid, Tanh
 
-from floats import DTYPES
+from refnet.testing.strategies import DTYPES
 
 # Every layer type fit trains through its own work arrays, each in a small network.
 LAYER_STACKS = {
