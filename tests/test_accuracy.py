@@ -5,10 +5,10 @@ significand, on x86-64): its own error is ~2^-63 relative, 2^10 times below one
 float64 ulp, so the measured error is refnet's.  Where ``longdouble`` is plain
 double (Windows, some ARM builds) these tests are skipped.
 
-The bounds (``BOUND_ULP``) are in ulp of the result: for float64 from the error
-analysis of each formula; float32 results are computed in double and rounded
-once, so they are within 0.5 ulp plus a double-precision error far below one
-float32 ulp.
+The bounds are the kernel specs' ``accuracy`` (:mod:`refnet.testing.specs`, the
+one copy), in ulp of the result: for float64 from the error analysis of each
+formula below; float32 results are computed in double and rounded once, so they
+are within 0.5 ulp plus a double-precision error far below one float32 ulp.
 """
 
 import numpy as np
@@ -17,8 +17,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 import refnet
+from refnet.testing.specs import KERNELS, kernel
 from refnet.testing.strategies import DTYPES, floats
-from refnet.testing.tolerances import ulp_distance, ulp_error
+from refnet.testing.tolerances import assert_within, ulp_error
 
 pytestmark = pytest.mark.skipif(
     np.finfo(np.longdouble).nmant < 63, reason="np.longdouble is not an extended-precision type here"
@@ -54,7 +55,7 @@ ORACLES = {
     "tanh_derivative": _tanh_derivative,
 }
 
-# float64 bounds in ulp.  exp: < 1 ulp in the compiled core (fdlibm's rational form, see
+# The float64 bounds of the specs, proven.  exp: < 1 ulp in the compiled core (fdlibm's rational form, see
 # refnet/_vmath.h), in glibc and in NumPy.  sigmoid: exp, 1 + e and the division (0.5 ulp
 # each) give <= 2.5u relative for z >= 0 and <= 4.5u for z < 0, i.e. <= 5 ulp.  sigma'
 # multiplies two such factors (+0.5): <= 9.5.  sech^2 = 4e/(1+e)^2: exp, the sum (doubled
@@ -65,10 +66,15 @@ ORACLES = {
 # division: <= 1.17 + 1 = 2.2 for t >= -0.29 and <= 2 * 1.25 + 1 = 3.5 below.  The
 # reference's np.tanh: libm's documented 2 ulp, +1 for NumPy's SIMD tanh: <= 3.
 # Measured maxima (compiled / reference): 2.07 / 2.07, 3.37 / 3.50, 2.40 / 1.12, 3.39 / 3.13.
-BOUND_ULP = {
-    np.dtype(np.float64): {"sigmoid": 5, "sigmoid_derivative": 9.5, "tanh": 3.5, "tanh_derivative": 8},
-    np.dtype(np.float32): {"sigmoid": 1, "sigmoid_derivative": 1, "tanh": 1, "tanh_derivative": 1},
-}
+
+
+def bound(name, dtype):
+    """The largest error in ulp the spec allows ``name`` in ``dtype``."""
+    return kernel(name).accuracy[np.dtype(dtype).name].maxulp
+
+
+def test_every_kernel_with_an_accuracy_bound_has_an_oracle():
+    assert {spec.name for spec in KERNELS if spec.accuracy} == set(ORACLES)
 
 
 def _dense_sample(dtype, seed=0):
@@ -93,7 +99,7 @@ def test_error_within_bound_over_the_whole_range(name, dtype, backend):
         got = getattr(refnet, name)(z)
     error = ulp_error(got, oracle(name, z), dtype)
     worst = int(np.argmax(error))
-    assert error[worst] <= BOUND_ULP[np.dtype(dtype)][name], f"{error[worst]:.2f} ulp at z = {z[worst]!r}"
+    assert error[worst] <= bound(name, dtype), f"{error[worst]:.2f} ulp at z = {z[worst]!r}"
 
 
 @pytest.mark.parametrize("backend", ["compiled", "reference"])
@@ -105,7 +111,7 @@ def test_error_within_bound_for_drawn_inputs(name, backend, data):
     with refnet.use_backend(backend):
         got = getattr(refnet, name)(z)
     error = ulp_error(got, oracle(name, z), dtype)
-    assert error.max() <= BOUND_ULP[np.dtype(dtype)][name]
+    assert error.max() <= bound(name, dtype)
 
 
 @pytest.mark.parametrize("name", sorted(ORACLES))
@@ -121,10 +127,7 @@ def test_compiled_and_reference_agree_within_both_bounds(name, data):
     compiled = getattr(refnet, name)(z)
     with refnet.use_backend("reference"):
         reference = getattr(refnet, name)(z)
-    # Both round the same double-precision value for float32 unless it sits within
-    # a double ulp of a halfway point: at most one float32 ulp apart.
-    tolerance = 2 * BOUND_ULP[np.dtype(dtype)][name] if dtype == np.float64 else 1
-    assert ulp_distance(compiled, reference).max() <= tolerance
+    assert_within(compiled, reference, kernel(name).twin[np.dtype(dtype).name], name)
 
 
 def test_sigmoid_tails_are_exact_where_the_answer_is_known():
@@ -144,7 +147,7 @@ def test_sigmoid_derivative_keeps_the_tail_where_the_naive_formula_is_zero(dtype
     got = refnet.sigmoid_derivative(z)
     assert naive == 0
     assert got > 0
-    assert ulp_error(got, exact, dtype) <= BOUND_ULP[np.dtype(dtype)]["sigmoid_derivative"]
+    assert ulp_error(got, exact, dtype) <= bound("sigmoid_derivative", dtype)
 
 
 # --- the same bits on every instruction set ------------------------------------------

@@ -7,6 +7,7 @@ import pytest
 
 import refnet
 from refnet import _core, _verify, reference
+from refnet.testing import specs
 from refnet.testing.specs import CLAIMS, KERNELS, LAYERS, OPTIMIZERS
 
 
@@ -65,3 +66,33 @@ def test_every_layer_passes_gradcheck_at_its_kinks_too(spec, mode, each_backend)
     assert result.max_error < 1e-4, result
     has_kinks = spec.cls in (refnet.Dense, refnet.ReLU, refnet.LeakyReLU, refnet.PReLU, refnet.Maxout)
     assert bool(result.kinks) == has_kinks, result
+
+
+def _readme_accuracy_table():
+    """{function: (float64 bound, float32 cell)} from the README's "## Accuracy" table."""
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    section = text.split("\n## Accuracy\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line.strip("|").split("|") for line in section.splitlines() if line.startswith("| `")]
+    return {cells[0].strip().strip("`"): (float(cells[1]), cells[3].strip()) for cells in rows}
+
+
+def test_the_readme_accuracy_table_is_the_specs():
+    """The README copies the bounds by hand; this keeps the copy equal to the one in the specs."""
+    table = _readme_accuracy_table()
+    assert set(table) == {kernel.name for kernel in KERNELS if kernel.accuracy}
+    for name, (float64, float32) in table.items():
+        accuracy = specs.kernel(name).accuracy
+        assert float64 == accuracy["float64"].maxulp, name
+        assert (accuracy["float32"] == specs.CORRECTLY_ROUNDED) == float32.startswith("correctly rounded"), name
+
+
+@pytest.mark.parametrize("kernel", [k for k in KERNELS if k.accuracy], ids=lambda k: k.name)
+def test_the_reference_docstrings_state_the_specs_bounds(kernel):
+    """Where a reference kernel's docstring states its error bound, it is the spec's."""
+    import re
+
+    stated = re.search(r"Error bound: ([\d.]+) ulp in float64", getattr(reference, kernel.name).__doc__)
+    if stated:
+        assert float(stated.group(1)) == kernel.accuracy["float64"].maxulp

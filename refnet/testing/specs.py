@@ -15,18 +15,21 @@ Specs describe; the kernels stay where they are.  Three tables:
 * :data:`CLAIMS` -- the lecture's identities behind ``refnet verify`` (id,
   statement, a function measuring it), the table of :mod:`refnet._verify`.
 
-Not here yet: the twin tolerances and the accuracy bounds, which are still
-stated in the tests that use them (``tests/test_activations.py``,
-``tests/test_accuracy.py``).
+Each kernel carries the one copy of its accuracy bound per dtype (against the
+exact value; ``tests/test_accuracy.py`` and the README's accuracy table read it)
+and of its twin tolerance per dtype (compiled against reference; the tests and
+``refnet verify`` read it), both as :mod:`~refnet.testing.tolerances` objects.
 """
 
 import dataclasses
 
 from .. import _verify
+from .tolerances import Exact, Ulp
 from ..layers import Dense, Dropout, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, Tanh
 from ..optim import SGD, Adagrad, Adam, RMSProp
 
-__all__ = ["Kink", "Kernel", "LayerSpec", "OptimizerSpec", "KERNELS", "LAYERS", "OPTIMIZERS", "CLAIMS"]
+__all__ = ["CORRECTLY_ROUNDED", "Kink", "Kernel", "LayerSpec", "OptimizerSpec", "KERNELS", "LAYERS", "OPTIMIZERS",
+           "CLAIMS", "kernel"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +49,12 @@ class Kernel:
     family: str
     kinks: tuple = ()
     conformance: str = None
+    #: dtype name -> largest error against the exact value (an extended-precision oracle), for
+    #: the kernels whose accuracy is proven and measured; empty for the others.
+    accuracy: dict = dataclasses.field(default_factory=dict)
+    #: dtype name -> largest distance between the compiled kernel and its reference, where
+    #: it does not depend on the input's shape; empty where the test derives it from the shape.
+    twin: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,9 +83,31 @@ _LEAKY_KINK = Kink(0.0, 0.01, "leaky_relu'(0) = α, as PyTorch")
 _MAXOUT_TIE = Kink(0.0, 0.0, "ties go to the lowest index: Maxout over [0, z] has derivative 0 at z = 0")
 
 
+# float32 results are computed in double and rounded once: within half an ulp of the exact
+# value plus the double computation's error (a few float64 ulp, ~2^-29 of a float32 ulp).
+CORRECTLY_ROUNDED = Ulp(0.5 + 2.0**-20)
+
+# float64 bounds in ulp, proven in tests/test_accuracy.py from each formula's operations.
+_FLOAT64_BOUND = {"sigmoid": 5, "sigmoid_derivative": 9.5, "tanh": 3.5, "tanh_derivative": 8}
+_ACCURACY = {name: {"float64": Ulp(bound), "float32": CORRECTLY_ROUNDED} for name, bound in _FLOAT64_BOUND.items()}
+_EXACT = {"float64": Exact(), "float32": Exact()}
+_TWIN = {
+    # Each backend within its bound of the exact value, so within twice it of the other; in
+    # float32 both round one double-precision value: at most one ulp apart.
+    **{name: {"float64": Ulp(2 * bound), "float32": Ulp(1)} for name, bound in _FLOAT64_BOUND.items()},
+    # g * f'(z) in double, rounded once: both backends' f' bounds plus 1 for the product.
+    "sigmoid_backward": {"float64": Ulp(2 * _FLOAT64_BOUND["sigmoid_derivative"] + 1), "float32": Ulp(1)},
+    "tanh_backward": {"float64": Ulp(2 * _FLOAT64_BOUND["tanh_derivative"] + 1), "float32": Ulp(1)},
+    # Selections and one rounded product: no room for the backends to differ.
+    **{name: _EXACT for name in ["relu", "relu_derivative", "relu_backward", "leaky_relu", "leaky_relu_derivative",
+                                 "leaky_relu_backward", "prelu", "maxout", "maxout_backward"]},
+}
+
+
 def _kernels(family, names, kinks=None, conformance=None):
     kinks, conformance = kinks or {}, conformance or {}
-    return tuple(Kernel(name, family, kinks.get(name, ()), conformance.get(name)) for name in names)
+    return tuple(Kernel(name, family, kinks.get(name, ()), conformance.get(name), _ACCURACY.get(name, {}),
+                        _TWIN.get(name, {})) for name in names)
 
 
 KERNELS = (
@@ -119,3 +150,8 @@ OPTIMIZERS = (
 )
 
 CLAIMS = _verify.CLAIMS
+
+
+def kernel(name):
+    """The spec of the kernel called ``name``."""
+    return next(spec for spec in KERNELS if spec.name == name)
