@@ -7,10 +7,15 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hynp
 
 import refnet
+from refnet.testing.specs import KERNELS, kernel
 from refnet.testing.strategies import DTYPES, arrays, dtype_and_array, dtypes, floats, nonscalar_shapes, shapes
-from refnet.testing.tolerances import UNIT_ROUNDOFF, ulp_distance
+from refnet.testing.tolerances import UNIT_ROUNDOFF, Exact, assert_within, ulp_distance
 
 BACKENDS = ["compiled", "reference"]
+
+# The elementwise activations f(z) (those the conformance kit checks), their derivatives f'(z)
+# and backwards g * f'(z), from the kernel specs.
+ELEMENTWISE = [spec.name for spec in KERNELS if spec.conformance and not spec.name.endswith("_derivative")]
 
 
 def on_both(function, *args, **kwargs):
@@ -72,8 +77,10 @@ def test_the_callers_floating_point_error_state_changes_nothing(name):
         assert_same_bits(after, before)
 
 
-EXACT_UNARY = ["relu", "relu_derivative", "leaky_relu", "leaky_relu_derivative"]
-EXACT_BACKWARD = ["relu_backward", "leaky_relu_backward"]
+EXACT = {"float64": Exact(), "float32": Exact()}
+EXACT_UNARY = [name for f in ELEMENTWISE for name in (f, f"{f}_derivative") if kernel(name).twin == EXACT]
+EXACT_BACKWARD = [f"{f}_backward" for f in ELEMENTWISE if kernel(f"{f}_backward").twin == EXACT]
+SMOOTH_BACKWARD = [f"{f}_backward" for f in ELEMENTWISE if kernel(f"{f}_backward").twin != EXACT]
 
 
 @pytest.mark.parametrize("name", EXACT_UNARY)
@@ -162,17 +169,14 @@ def test_softmax_backward_twins_agree(data):
     assert np.all(np.abs(compiled.astype(np.float64) - reference) <= tolerance + np.finfo(dtype).smallest_subnormal)
 
 
-@pytest.mark.parametrize("name", ["sigmoid_backward", "tanh_backward"])
+@pytest.mark.parametrize("name", SMOOTH_BACKWARD)
 @given(data=st.data())
 def test_smooth_backward_twins_agree(name, data):
     dtype, shape = data.draw(dtypes), data.draw(shapes)
     grad = data.draw(arrays(dtype, shape))
     z = data.draw(arrays(dtype, shape))
     compiled, reference = on_both(getattr(refnet, name), grad, z)
-    # g * f'(z) in double, rounded once: float32 results at most 1 ulp apart;
-    # float64 within the two backends' f' bounds (test_accuracy) + 1 for the product.
-    tolerance = 1 if dtype == np.float32 else 20
-    assert ulp_distance(compiled, reference).max(initial=0) <= tolerance
+    assert_within(compiled, reference, kernel(name).twin[np.dtype(dtype).name], name)
 
 
 # --- closed forms -------------------------------------------------------------------
@@ -363,10 +367,7 @@ def central_difference(f, z, h=1e-6):
 
 
 ELEMENTWISE_TRIPLES = {
-    "sigmoid": (refnet.sigmoid, refnet.sigmoid_derivative, refnet.sigmoid_backward),
-    "tanh": (refnet.tanh, refnet.tanh_derivative, refnet.tanh_backward),
-    "relu": (refnet.relu, refnet.relu_derivative, refnet.relu_backward),
-    "leaky_relu": (refnet.leaky_relu, refnet.leaky_relu_derivative, refnet.leaky_relu_backward),
+    **{f: tuple(getattr(refnet, name) for name in (f, f"{f}_derivative", f"{f}_backward")) for f in ELEMENTWISE},
     "leaky_relu(0.3)": (
         lambda z: refnet.leaky_relu(z, 0.3),
         lambda z: refnet.leaky_relu_derivative(z, 0.3),

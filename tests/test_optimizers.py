@@ -18,34 +18,15 @@ from hypothesis import strategies as st
 import refnet
 from refnet import reference
 
+from refnet.testing import specs
 from refnet.testing.strategies import arrays, dtypes, shapes
 from refnet.testing.tolerances import UNIT_ROUNDOFF
 
-OPTIMIZERS = (refnet.SGD, refnet.Adagrad, refnet.RMSProp, refnet.Adam)
+OPTIMIZERS = tuple(spec.cls for spec in specs.OPTIMIZERS)
 BACKENDS = ("compiled", "reference")
 
-# Configurations covering every kernel path: each convention, every structural variant
-# (momentum, Nesterov, centered, root state) and every regularisation term.
-CONFIGS = [
-    (refnet.SGD, dict(convention="lee")),
-    (refnet.SGD, dict(momentum=0.9, convention="lee", weight_decay=0.01, l1=0.001)),
-    (refnet.SGD, dict(momentum=0.9, nesterov=True, weight_decay=0.01)),
-    (refnet.SGD, dict(momentum=0.5, nesterov=True, weight_decay=0.01, convention="keras")),
-    (refnet.Adagrad, dict(convention="lee", l1=0.001)),
-    (refnet.Adagrad, dict(weight_decay=0.1)),
-    (refnet.Adagrad, dict(weight_decay=0.1, convention="keras")),
-    (refnet.RMSProp, dict(convention="lee")),
-    (refnet.RMSProp, dict(momentum=0.9, convention="lee", weight_decay=0.01)),
-    (refnet.RMSProp, dict(momentum=0.9, centered=True, weight_decay=0.01)),
-    (refnet.RMSProp, dict(centered=True, convention="keras", weight_decay=0.01)),
-    (refnet.RMSProp, dict(momentum=0.5, convention="keras", l1=0.01)),
-    (refnet.RMSProp, dict(momentum=0.5, initial_average="first", eps_in_sqrt=True)),
-    (refnet.Adam, dict(convention="lee")),
-    (refnet.Adam, dict(weight_decay=0.1, l1=0.001)),
-    (refnet.Adam, dict(weight_decay=0.1, decoupled=True)),
-    (refnet.Adam, dict(weight_decay=0.1, convention="keras")),
-    (refnet.Adam, dict(bias_correction=False, eps=1e-12)),
-]
+# Configurations covering every kernel path, from the optimizer specs.
+CONFIGS = [(spec.cls, kwargs) for spec in specs.OPTIMIZERS for kwargs in spec.kernel_paths]
 CONFIG_IDS = [f"{cls.__name__}-{'-'.join(f'{k}={v}' for k, v in kw.items())}" for cls, kw in CONFIGS]
 
 

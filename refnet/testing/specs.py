@@ -70,11 +70,15 @@ class LayerSpec:
 
 @dataclasses.dataclass(frozen=True)
 class OptimizerSpec:
-    """A public optimizer class: the conformance family it implements, and configurations to check."""
+    """A public optimizer class: the conformance family it implements, configurations to check
+    against the textbook, and the kernel paths to check its compiled twin along."""
 
     cls: type
     family: str
     configurations: tuple
+    #: Constructor arguments covering every path of the compiled kernel (each convention,
+    #: every structural variant and regularisation term), for the compiled-versus-reference tests.
+    kernel_paths: tuple = ()
 
 
 _RELU_KINK = Kink(0.0, 0.0, "relu'(0) = 0, as PyTorch, scikit-learn, jax.nn.relu and the lecture")
@@ -143,10 +147,32 @@ LAYERS = (
 )
 
 OPTIMIZERS = (
-    OptimizerSpec(SGD, "sgd", (dict(lr=0.1), dict(lr=0.1, momentum=0.9))),
-    OptimizerSpec(Adagrad, "adagrad", (dict(lr=0.1),)),
-    OptimizerSpec(RMSProp, "rmsprop", (dict(lr=0.01), dict(lr=0.01, momentum=0.5))),
-    OptimizerSpec(Adam, "adam", (dict(lr=1e-3), dict(lr=1e-3, weight_decay=0.1))),
+    OptimizerSpec(SGD, "sgd", (dict(lr=0.1), dict(lr=0.1, momentum=0.9)), (
+        dict(convention="lee"),
+        dict(momentum=0.9, convention="lee", weight_decay=0.01, l1=0.001),
+        dict(momentum=0.9, nesterov=True, weight_decay=0.01),
+        dict(momentum=0.5, nesterov=True, weight_decay=0.01, convention="keras"),
+    )),
+    OptimizerSpec(Adagrad, "adagrad", (dict(lr=0.1),), (
+        dict(convention="lee", l1=0.001),
+        dict(weight_decay=0.1),
+        dict(weight_decay=0.1, convention="keras"),
+    )),
+    OptimizerSpec(RMSProp, "rmsprop", (dict(lr=0.01), dict(lr=0.01, momentum=0.5)), (
+        dict(convention="lee"),
+        dict(momentum=0.9, convention="lee", weight_decay=0.01),
+        dict(momentum=0.9, centered=True, weight_decay=0.01),
+        dict(centered=True, convention="keras", weight_decay=0.01),
+        dict(momentum=0.5, convention="keras", l1=0.01),
+        dict(momentum=0.5, initial_average="first", eps_in_sqrt=True),
+    )),
+    OptimizerSpec(Adam, "adam", (dict(lr=1e-3), dict(lr=1e-3, weight_decay=0.1)), (
+        dict(convention="lee"),
+        dict(weight_decay=0.1, l1=0.001),
+        dict(weight_decay=0.1, decoupled=True),
+        dict(weight_decay=0.1, convention="keras"),
+        dict(bias_correction=False, eps=1e-12),
+    )),
 )
 
 CLAIMS = _verify.CLAIMS
