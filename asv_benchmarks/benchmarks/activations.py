@@ -3,12 +3,14 @@
 import numpy as np
 
 import refnet
+from refnet.testing.specs import KERNELS
 
 from .common import BACKENDS, DTYPES, Benchmark, random_array
 
 SIZE = 1_000_000
-ELEMENTWISE = ["sigmoid", "sigmoid_derivative", "tanh", "relu", "relu_derivative", "leaky_relu"]
-BACKWARD = ["sigmoid_backward", "tanh_backward", "relu_backward", "leaky_relu_backward"]
+# The elementwise activations and their derivatives (the kernels the conformance kit checks), from the specs.
+ELEMENTWISE = [spec.name for spec in KERNELS if spec.conformance]
+BACKWARD = [f"{name}_backward" for name in ELEMENTWISE if not name.endswith("_derivative")]
 
 
 class Elementwise(Benchmark):
