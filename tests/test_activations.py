@@ -443,3 +443,19 @@ def test_maxout_backward_matches_finite_differences(backend, data):
         got = refnet.maxout_backward(weights, z, pieces)
         expected = loss_gradient(lambda v: np.sum(weights * refnet.maxout(v, pieces)), z)
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+def test_prelu_out_overlapping_the_slope_is_computed_as_if_separate(backend):
+    with refnet.use_backend(backend):
+        buffer = np.empty((3, 2))
+        buffer[0] = 0.5
+        slope = buffer[0]
+        expected = refnet.prelu(-np.ones((3, 2)), slope.copy())
+        refnet.prelu(-np.ones((3, 2)), slope, out=buffer)
+        np.testing.assert_array_equal(buffer, expected)
+
+        buffer[0] = 0.5
+        expected_input, _ = refnet.prelu_backward(2 * np.ones((3, 2)), -np.ones((3, 2)), slope.copy())
+        refnet.prelu_backward(2 * np.ones((3, 2)), -np.ones((3, 2)), slope, out=(buffer, None))
+        np.testing.assert_array_equal(buffer, expected_input)

@@ -156,3 +156,12 @@ def test_two_gaussians_have_the_stated_distribution():
     assert again[0].dtype == np.float32 and np.array_equal(again[1], two_gaussians(10, mean1, mean2, cov, 0.25, seed=0)[1])
     with pytest.raises(ValueError, match="cov must be symmetric positive definite"):
         two_gaussians(10, mean1, mean2, -cov)
+
+
+def test_an_idx_header_whose_size_wraps_around_64_bits_is_refused(tmp_path):
+    # magic: 0, 0, dtype 0x08 (uint8), 3 dimensions; sizes 2^31, 2^31, 4: product 2^64.
+    header = bytes([0, 0, 0x08, 3]) + (2**31).to_bytes(4, "big") * 2 + (4).to_bytes(4, "big")
+    path = tmp_path / "forged-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(header))
+    with pytest.raises(ValueError, match=r"needs 18446744073709551632 bytes"):   # 2^64 + 16: no wrap to 16
+        refnet.datasets.read_idx(path)

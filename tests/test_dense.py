@@ -159,3 +159,8 @@ def test_inputs_are_not_modified(each_backend):
     refnet.dense_backward(grad, arrays[0], arrays[1], z, "tanh")
     for a, c in zip(arrays + [z, grad], copies + [z_copy, np.ones_like(out)]):
         assert np.array_equal(a, c)
+
+
+def test_an_init_that_is_not_a_name_is_refused():
+    with pytest.raises(ValueError, match="init must be one of"):
+        refnet.Dense(2, 3, init=["x"])

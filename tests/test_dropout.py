@@ -178,3 +178,9 @@ def test_backward_into_out_overlapping_the_mask(offset, each_backend):
     result = refnet.dropout_backward(grad, mask, 0.5, out=out)
     assert result is out
     np.testing.assert_array_equal(out, np.where(kept, 2 * grad, 0))
+
+
+def test_dropout_takes_its_seed_positionally_as_the_issue_names_it():
+    layer = refnet.Dropout(0.5, "inverted", 0)
+    np.testing.assert_array_equal(layer.forward(np.ones(8), training=True) != 0,
+                                  np.random.default_rng(0).random(8) >= 0.5)

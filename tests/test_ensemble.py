@@ -204,3 +204,19 @@ def test_the_converted_copy_is_independent():
     before = copy.deepcopy(network.layers[3].weight)
     convert_dropout(network, "inverted").layers[3].weight[...] = 0
     np.testing.assert_array_equal(network.layers[3].weight, before)
+
+
+def test_dropout_groups_scale_l1_too():
+    """With L1 on, the two conventions still train alike (l1 / (1 - p) on the converted weights)."""
+    lee = _network("scale-at-test")
+    inverted = convert_dropout(lee, "inverted")
+    groups = dropout_parameter_groups(lee)
+    gap = _train_side_by_side(lee, inverted, refnet.SGD(0.1, momentum=0.5, l1=0.05),
+                              refnet.SGD(0.1, momentum=0.5, l1=0.05, groups=groups))
+    assert gap < 1e-12
+
+
+def test_the_ensemble_oracle_returns_float64_for_float32_networks():
+    network = refnet.Sequential([refnet.Dropout(0.5), refnet.Dense(3, 2, dtype=np.float32)])
+    result = refnet.ensemble.dropout_ensemble(network, np.ones((2, 3), np.float32))
+    assert result.arithmetic_mean.dtype == result.weight_scaled.dtype == np.float64

@@ -200,3 +200,8 @@ def test_mode_and_directions_are_checked():
         refnet.gradcheck(refnet.ReLU(), np.ones((1, 2)), mode="quick")
     with pytest.raises(ValueError, match="directions"):
         refnet.gradcheck(refnet.ReLU(), np.ones((1, 2)), mode="fast", directions=0)
+
+
+def test_eps_zero_is_refused():
+    with pytest.raises(ValueError, match="eps must be positive"):
+        refnet.gradcheck(refnet.Dense(2, 2), np.ones((1, 2)), np.zeros((1, 2)), loss="mean_squared_error", eps=0.0)

@@ -664,3 +664,10 @@ def test_a_real_sigint_never_leaves_a_torn_step():
         else:
             assert optimizer.steps == snapshot.steps + (not all(unchanged))
     assert (interrupted, torn) == (40, 0)
+
+
+def test_a_file_with_deeply_nested_json_is_refused_cleanly(tmp_path):
+    path = tmp_path / "nested.npz"
+    np.savez(path, __refnet__=np.array("refnet.Sequential/1"), __layers__=np.array("[" * 100_000 + "]" * 100_000))
+    with pytest.raises(ValueError, match="no valid layer list"):
+        refnet.Sequential.load(path)

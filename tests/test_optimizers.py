@@ -806,3 +806,42 @@ def test_every_instruction_set_gives_the_reference_bits(cls, kwargs, dtype):
             np.testing.assert_array_equal(compiled, reference_result, err_msg=isa)
     finally:
         _core._select_isa()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: refnet.SGD(0.1, momentum=None, nesterov=None, weight_decay=None),
+        lambda: refnet.Adagrad(0.1, weight_decay=None),
+        lambda: refnet.RMSProp(0.1, momentum=None, centered=None, weight_decay=None),
+        lambda: refnet.Adam(0.1, beta1=None, beta2=None, weight_decay=None),
+    ],
+)
+def test_none_means_the_presets_value_for_every_hyper_parameter(make):
+    optimizer, default = make(), type(make())(0.1)
+    assert optimizer.settings == default.settings
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: refnet.RMSProp(0.01, eps=0.0), lambda: refnet.Adagrad(0.01, eps=0.0), lambda: refnet.Adam(0.01, eps=0.0),
+     lambda: refnet.RMSProp(0.01, eps=0.0, convention="keras")],
+)
+def test_eps_zero_is_refused_outside_lees_root_form(make):
+    with pytest.raises(ValueError, match="eps must be positive unless root_state=True"):
+        make()
+
+
+def test_lees_forms_need_no_eps_and_handle_tiny_gradients():
+    for optimizer in (refnet.RMSProp(0.01, convention="lee"), refnet.Adagrad(0.01, convention="lee")):
+        theta = np.zeros(1)
+        optimizer.step([theta], [np.array([1e-200])])
+        optimizer.step([theta], [np.array([1e-170])])
+        assert np.all(np.isfinite(theta)) and abs(theta[0]) < 0.05
+
+
+def test_a_gradient_sharing_memory_with_another_parameter_is_read_before_the_step():
+    a, b = np.ones(3), np.ones(3)
+    refnet.SGD(1.0).step([a, b], [np.full(3, 0.5), a])   # b's gradient is a, as it was before the step
+    np.testing.assert_array_equal(a, 0.5)
+    np.testing.assert_array_equal(b, 0.0)

@@ -181,3 +181,8 @@ def test_early_stopping_on_a_run_that_overfits():
     assert min(history["val_loss"]) == history["val_loss"][stopper.best_epoch]
     restored = net.evaluate(x[val], y[val], loss="softmax_cross_entropy")["loss"]
     np.testing.assert_allclose(restored, history["val_loss"][stopper.best_epoch], rtol=1e-12)
+
+
+def test_a_gradient_of_the_wrong_shape_is_refused():
+    with pytest.raises(ValueError, match="must have the shape of parameter"):
+        L2(0.1).add_gradient([("0.dense.weight", np.ones((2, 2)))], [np.ones(2)])
