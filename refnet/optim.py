@@ -62,6 +62,7 @@ References
 .. [Keras] Keras 3 source, ``keras/src/optimizers/``.
 """
 
+import copy
 import dataclasses
 import fnmatch
 import math
@@ -191,8 +192,9 @@ class _Plan:
     """A step's arguments checked once: flat views of the parameters, their state and options.
 
     ``serves`` tells whether a later step brings the same parameter arrays (by
-    identity), names and state, so that nothing needs checking again; the
-    gradients are re-checked only when other arrays arrive.
+    identity, still writeable and of the same dtype and shape, which an array's
+    owner can change in place), names, state and groups, so that nothing needs
+    checking again; the gradients are re-checked only when other arrays arrive.
     """
 
     def __init__(self, optimizer, params, names):
@@ -204,14 +206,19 @@ class _Plan:
         else:
             self.state = [optimizer._initial_state(p) for p in params]
         self.arrays = params
+        self.layouts = [(p.dtype, p.shape) for p in params]
         self.names = None if names is None else list(names)
+        # Group options are public dicts a caller may edit between steps, as with torch's param_groups.
+        self.groups = copy.deepcopy(optimizer.groups)
         self.params = [p.reshape(-1) for p in params]
         self.states = [{key: a.reshape(-1) for key, a in state.items()} for state in self.state]
         self._grads = self._flat_grads = self._aliased = None
 
-    def serves(self, params, names, state):
-        return (state is self.state and isinstance(params, (list, tuple)) and len(params) == len(self.arrays)
-                and all(map(operator.is_, params, self.arrays)) and names == self.names)
+    def serves(self, optimizer, params, names):
+        return (optimizer._state is self.state and isinstance(params, (list, tuple))
+                and len(params) == len(self.arrays) and all(map(operator.is_, params, self.arrays))
+                and all(p.flags.writeable and (p.dtype, p.shape) == layout for p, layout in zip(params, self.layouts))
+                and names == self.names and optimizer.groups == self.groups)
 
     def gradients(self, grads):
         """The gradients as flat arrays, checked (once for the same arrays), copied where they alias a parameter."""
@@ -262,6 +269,11 @@ class Optimizer:
         self._state = None
         self._plan = None
 
+    def __getstate__(self):
+        # The plan holds views of the parameters; a copy or pickle would detach them from the
+        # copied parameters and step into arrays nobody sees.  The copy plans afresh.
+        return {**self.__dict__, "_plan": None}
+
     def __repr__(self):
         options = ", ".join(f"{key}={value!r}" for key, value in self.settings.items())
         return f"{type(self).__name__}(lr={self.lr!r}, convention={self.convention!r}, {options})"
@@ -308,7 +320,7 @@ class Optimizer:
         before any array is written: once while the same arrays come back step
         after step (as in ``fit``), again whenever another list arrives.
         """
-        plan = self._plan if self._plan is not None and self._plan.serves(params, names, self._state) \
+        plan = self._plan if self._plan is not None and self._plan.serves(self, params, names) \
             else _Plan(self, params, names)
         grads = plan.gradients(grads)
         lr = self.lr_at(self._steps)
