@@ -118,7 +118,8 @@ def _gunzip(stream, size, path):
                 if member.unconsumed_tail:   # stopped at size
                     break
                 raise EOFError("the stream ends inside a gzip member")
-            stream = member.unused_data
+            # gzip(1) and Python's gzip module accept zero bytes padding the end of the file.
+            stream = member.unused_data.lstrip(b"\0")
     except (EOFError, zlib.error) as error:
         raise ValueError(f"{path}: the gzip stream is damaged or truncated ({error})") from None
     return bytes(out)
