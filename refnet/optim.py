@@ -57,9 +57,12 @@ Common to every optimizer:
 
 References
 ----------
-.. [Lee] Hung-yi Lee, "Tips for Training DNN", NTU Machine Learning course.
-.. [Torch] PyTorch documentation of ``torch.optim``.
-.. [Keras] Keras 3 source, ``keras/src/optimizers/``.
+Defined once in the documentation's bibliography (``docs/bibliography.rst``);
+the notes here say which part of each source this module follows.
+
+* [Lee] Hung-yi Lee, "Tips for Training DNN", NTU Machine Learning course.
+* [Torch] PyTorch documentation of ``torch.optim``.
+* [Keras] Keras 3 source, ``keras/src/optimizers/``.
 """
 
 import dataclasses
@@ -499,13 +502,13 @@ class Adagrad(Optimizer):
     Update: :func:`refnet.reference.optimizers.rmsprop` with weights :math:`(1, 1)`:
     :math:`s \leftarrow s + g^2,\ \theta \leftarrow \theta - \eta\, g / d`.
 
-    ==========  ======  ===================  ===========  ==========  =========
-    convention  eps     initial_accumulator  eps_in_sqrt  root_state  decoupled
-    ==========  ======  ===================  ===========  ==========  =========
-    ``"lee"``   0       0                    False        True        False
-    ``"torch"`` 1e-10   0                    False        False       False
-    ``"keras"`` 1e-7    0.1                  True         False       True
-    ==========  ======  ===================  ===========  ==========  =========
+    ===========  ======  ===================  ===========  ==========  =========
+    convention   eps     initial_accumulator  eps_in_sqrt  root_state  decoupled
+    ===========  ======  ===================  ===========  ==========  =========
+    ``"lee"``    0       0                    False        True        False
+    ``"torch"``  1e-10   0                    False        False       False
+    ``"keras"``  1e-7    0.1                  True         False       True
+    ===========  ======  ===================  ===========  ==========  =========
 
     :math:`d = \sqrt{s} + \varepsilon` (PyTorch), :math:`\sqrt{s + \varepsilon}`
     (``eps_in_sqrt``, Keras), or Lee's :math:`\sqrt{\sum_{i \le t} (g^i)^2}` kept as a
@@ -575,13 +578,13 @@ class RMSProp(Optimizer):
     Update: :func:`refnet.reference.optimizers.rmsprop`:
     :math:`v \leftarrow \alpha v + (1-\alpha) g^2,\ \theta \leftarrow \theta - \eta\, g / d`.
 
-    ==========  =====  ======  ===============  ===========  ==============  ==========  =========
-    convention  alpha  eps     initial_average  eps_in_sqrt  lr_in_momentum  root_state  decoupled
-    ==========  =====  ======  ===============  ===========  ==============  ==========  =========
-    ``"lee"``   0.9    0       ``"first"``      False        True            True        False
-    ``"torch"`` 0.99   1e-8    0                False        False           False       False
-    ``"keras"`` 0.9    1e-7    0                True         True            False       True
-    ==========  =====  ======  ===============  ===========  ==============  ==========  =========
+    ===========  =====  ======  ===============  ===========  ==============  ==========  =========
+    convention   alpha  eps     initial_average  eps_in_sqrt  lr_in_momentum  root_state  decoupled
+    ===========  =====  ======  ===============  ===========  ==============  ==========  =========
+    ``"lee"``    0.9    0       ``"first"``      False        True            True        False
+    ``"torch"``  0.99   1e-8    0                False        False           False       False
+    ``"keras"``  0.9    1e-7    0                True         True            False       True
+    ===========  =====  ======  ===============  ===========  ==============  ==========  =========
 
     ``alpha`` is Keras' ``rho``; Lee's lecture leaves :math:`\alpha` open, the
     preset takes Hinton's 0.9.  ``initial_average``: the value :math:`v` starts
@@ -671,13 +674,13 @@ class Adam(Optimizer):
     :math:`m \leftarrow \beta_1 m + (1-\beta_1) g,\ v \leftarrow \beta_2 v + (1-\beta_2) g^2,\
     \theta \leftarrow \theta - \eta\,\hat m / (\sqrt{\hat v} + \varepsilon)`.
 
-    ==========  ======  ===============  =======  =========
-    convention  eps     bias_correction  eps_hat  decoupled
-    ==========  ======  ===============  =======  =========
-    ``"lee"``   1e-8    True             False    False
-    ``"torch"`` 1e-8    True             False    False
-    ``"keras"`` 1e-7    True             True     True
-    ==========  ======  ===============  =======  =========
+    ===========  ======  ===============  =======  =========
+    convention   eps     bias_correction  eps_hat  decoupled
+    ===========  ======  ===============  =======  =========
+    ``"lee"``    1e-8    True             False    False
+    ``"torch"``  1e-8    True             False    False
+    ``"keras"``  1e-7    True             True     True
+    ===========  ======  ===============  =======  =========
 
     ``"lee"`` is Kingma & Ba's Algorithm 1 (the lecture's slide), which PyTorch
     implements; ``eps_hat`` is Keras' form, :math:`\hat\varepsilon` added to the
