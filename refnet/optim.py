@@ -563,21 +563,8 @@ class Adagrad(Optimizer):
         :math:`\sqrt{s + \varepsilon}` (Keras) instead of :math:`\sqrt s + \varepsilon`.
     root_state : bool, optional
         Keep Lee's root :math:`\sigma` instead of the sum (no underflow of :math:`g^2`).
-    weight_decay : float, default 0
-        L2 coefficient :math:`\lambda \ge 0`: coupled (:math:`g \mathrel{+}= \lambda\theta`)
-        unless ``decoupled``.
-    convention : {"torch", "lee", "keras"}, default "torch"
-        The table above: the values every option left at ``None`` takes.
-    l1 : float, default 0
-        Adds :math:`\lambda_1 \operatorname{sgn}\theta` to the gradient (sgn 0 = 0).
-    decoupled : bool, optional
-        Decay the weights directly, :math:`\theta \leftarrow (1 - \eta\lambda)\theta`
-        (AdamW, Keras), instead of adding :math:`\lambda\theta` to the gradient.
-    schedule : Constant, StepDecay or InverseTime, optional
-        Multiplies ``lr`` by a factor of the number of steps taken.
-    groups : list of dict, default ()
-        Per-parameter ``lr_scale``, ``weight_decay`` (bool), ``weight_decay_scale`` and
-        ``l1_scale``, selected by position or name pattern (see :mod:`refnet.optim`).
+    weight_decay, convention, l1, decoupled, schedule, groups
+        As for :class:`SGD`; the convention's values are in the table above.
 
     Raises
     ------
@@ -688,21 +675,8 @@ class RMSProp(Optimizer):
         The learning rate inside the momentum buffer (Keras) or outside (PyTorch).
     root_state : bool, optional
         Keep Lee's root :math:`\sigma` instead of :math:`v` (no underflow of :math:`g^2`).
-    weight_decay : float, default 0
-        L2 coefficient :math:`\lambda \ge 0`: coupled (:math:`g \mathrel{+}= \lambda\theta`)
-        unless ``decoupled``.
-    convention : {"torch", "lee", "keras"}, default "torch"
-        The table above: the values every option left at ``None`` takes.
-    l1 : float, default 0
-        Adds :math:`\lambda_1 \operatorname{sgn}\theta` to the gradient (sgn 0 = 0).
-    decoupled : bool, optional
-        Decay the weights directly, :math:`\theta \leftarrow (1 - \eta\lambda)\theta`
-        (AdamW, Keras), instead of adding :math:`\lambda\theta` to the gradient.
-    schedule : Constant, StepDecay or InverseTime, optional
-        Multiplies ``lr`` by a factor of the number of steps taken.
-    groups : list of dict, default ()
-        Per-parameter ``lr_scale``, ``weight_decay`` (bool), ``weight_decay_scale`` and
-        ``l1_scale``, selected by position or name pattern (see :mod:`refnet.optim`).
+    weight_decay, convention, l1, decoupled, schedule, groups
+        As for :class:`SGD`; the convention's values are in the table above.
 
     Raises
     ------
@@ -812,21 +786,8 @@ class Adam(Optimizer):
         Divide the moments by :math:`1 - \beta^t`.
     eps_hat : bool, optional
         Keras' :math:`\hat\varepsilon` form (added to the uncorrected :math:`\sqrt v`).
-    weight_decay : float, default 0
-        L2 coefficient :math:`\lambda \ge 0`: coupled (:math:`g \mathrel{+}= \lambda\theta`)
-        unless ``decoupled``.
-    convention : {"torch", "lee", "keras"}, default "torch"
-        The table above: the values every option left at ``None`` takes.
-    l1 : float, default 0
-        Adds :math:`\lambda_1 \operatorname{sgn}\theta` to the gradient (sgn 0 = 0).
-    decoupled : bool, optional
-        Decay the weights directly, :math:`\theta \leftarrow (1 - \eta\lambda)\theta`
-        (AdamW, Keras), instead of adding :math:`\lambda\theta` to the gradient.
-    schedule : Constant, StepDecay or InverseTime, optional
-        Multiplies ``lr`` by a factor of the number of steps taken.
-    groups : list of dict, default ()
-        Per-parameter ``lr_scale``, ``weight_decay`` (bool), ``weight_decay_scale`` and
-        ``l1_scale``, selected by position or name pattern (see :mod:`refnet.optim`).
+    weight_decay, convention, l1, decoupled, schedule, groups
+        As for :class:`SGD`; the convention's values are in the table above.
 
     Raises
     ------
