@@ -13,8 +13,11 @@ Images are scaled to [0, 1] in the requested float dtype; labels are int64.
 
 References
 ----------
-.. [LeCun1998] Y. LeCun, C. Cortes and C. J. C. Burges, "The MNIST database of
-   handwritten digits" (the IDX file format is described on that page).
+Defined once in the documentation's bibliography (``docs/bibliography.rst``);
+the notes here say which part of each source this module follows.
+
+* [LeCun1998] Y. LeCun, C. Cortes and C. J. C. Burges, "The MNIST database of
+  handwritten digits" (the IDX file format is described on that page).
 """
 
 import math
