@@ -17,6 +17,9 @@ MODULES = [
     "refnet", "refnet.bayes", "refnet.datasets", "refnet.ensemble", "refnet.experiments",
     "refnet.regularizers", "refnet.reference", "refnet.optim", "refnet.layers", "refnet.network",
     "refnet.losses", "refnet.callbacks", "refnet.backend",
+    "refnet.testing", "refnet.testing.conformance", "refnet.testing.optimizers", "refnet.testing.activations",
+    "refnet.testing.dropout", "refnet.testing.adapters", "refnet.testing.tolerances", "refnet.testing.strategies",
+    "refnet.testing.specs",
 ]
 
 
