@@ -83,6 +83,8 @@ def _mnist(directory):
         x, y = datasets.load_mnist(directory, subset)
     except (OSError, ValueError) as error:
         raise UsageError(f"--data-dir {directory}: {error}") from None
+    if len(x) == 0:
+        raise UsageError(f"--data-dir {directory}: the MNIST {subset} set there holds no images")
     return x, y, f"MNIST {subset} set"
 
 

@@ -12,7 +12,10 @@ quadratic terms cancel and :math:`z` is linear in :math:`x` [Bishop]_ (§4.2.1):
 
 References
 ----------
-.. [Bishop] C. M. Bishop, *Pattern Recognition and Machine Learning*, 2006.
+Defined once in the documentation's bibliography (``docs/bibliography.rst``);
+the notes here say which part of each source this module follows.
+
+* [Bishop] C. M. Bishop, *Pattern Recognition and Machine Learning*, 2006.
 """
 
 import numpy as np

@@ -13,8 +13,11 @@ Images are scaled to [0, 1] in the requested float dtype; labels are int64.
 
 References
 ----------
-.. [LeCun1998] Y. LeCun, C. Cortes and C. J. C. Burges, "The MNIST database of
-   handwritten digits" (the IDX file format is described on that page).
+Defined once in the documentation's bibliography (``docs/bibliography.rst``);
+the notes here say which part of each source this module follows.
+
+* [LeCun1998] Y. LeCun, C. Cortes and C. J. C. Burges, "The MNIST database of
+  handwritten digits" (the IDX file format is described on that page).
 """
 
 import math
@@ -118,7 +121,8 @@ def _gunzip(stream, size, path):
                 if member.unconsumed_tail:   # stopped at size
                     break
                 raise EOFError("the stream ends inside a gzip member")
-            stream = member.unused_data
+            # gzip(1) and Python's gzip module accept zero bytes padding the end of the file.
+            stream = member.unused_data.lstrip(b"\0")
     except (EOFError, zlib.error) as error:
         raise ValueError(f"{path}: the gzip stream is damaged or truncated ({error})") from None
     return bytes(out)

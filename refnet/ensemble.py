@@ -11,7 +11,7 @@ At test time dropout uses *weight scaling* instead of averaging them.
   :math:`\pi`-weighted arithmetic mean of the ensemble *exactly*.
 * Under a softmax it equals the normalised *geometric* mean of the predicted
   probabilities, :math:`G_k \propto \exp \sum_m \pi(m) \log P_k(m)`, not their
-  arithmetic mean.
+  arithmetic mean [Baldi2013]_.
 * For sigmoid, ReLU or Maxout hidden layers it is an approximation;
   :func:`dropout_ensemble` measures the gap.
 
@@ -20,10 +20,13 @@ and its plain-SGD hyper-parameters from one convention into the other.
 
 References
 ----------
-.. [Srivastava2014] N. Srivastava et al., "Dropout: A Simple Way to Prevent Neural
-   Networks from Overfitting", JMLR 15, 2014, §4 and §7.5.
-.. [Baldi2013] P. Baldi and P. Sadowski, "Understanding Dropout", NIPS 2013
-   (the geometric mean under a softmax).
+Defined once in the documentation's bibliography (``docs/bibliography.rst``);
+the notes here say which part of each source this module follows.
+
+* [Srivastava2014] N. Srivastava et al., "Dropout: A Simple Way to Prevent Neural
+  Networks from Overfitting", JMLR 15, 2014, §4 and §7.5.
+* [Baldi2013] P. Baldi and P. Sadowski, "Understanding Dropout", NIPS 2013
+  (the geometric mean under a softmax).
 """
 
 import copy
@@ -56,7 +59,7 @@ class DropoutEnsemble:
 
     @property
     def gap(self):
-        """Largest |weight scaling − arithmetic mean|: 0 to round-off for linear networks."""
+        r"""Largest :math:`|\text{weight scaling} - \text{arithmetic mean}|`: 0 to round-off for linear networks."""
         return float(np.max(np.abs(self.weight_scaled - self.arithmetic_mean), initial=0.0))
 
 

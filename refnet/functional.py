@@ -109,7 +109,22 @@ def sigmoid_derivative(z, out=None):
 
 
 def sigmoid_backward(grad_output, z, out=None):
-    r"""∂L/∂z = ∂L/∂σ · σ'(z), from the forward input ``z`` (not the output, for accuracy)."""
+    r"""∂L/∂z = ∂L/∂σ · σ'(z), from the forward input ``z`` (not the output, for accuracy).
+
+    Parameters
+    ----------
+    grad_output : array_like of float32 or float64
+        ∂L/∂a = ∂L/∂σ(z), shaped like ``z``.
+    z : array_like of float32 or float64
+        The forward pass's input.
+    out : ndarray, optional
+        Where to write the result (shape and dtype of ``z``).
+
+    Returns
+    -------
+    ndarray
+        ∂L/∂z = ∂L/∂a · σ(z)σ(−z), shaped like ``z``.
+    """
     return _elementwise("sigmoid_backward", _input_and_grad(grad_output, z), out)
 
 
@@ -129,7 +144,22 @@ def tanh_derivative(z, out=None):
 
 
 def tanh_backward(grad_output, z, out=None):
-    r"""∂L/∂z = ∂L/∂a · sech²(z), from the forward input ``z``."""
+    r"""∂L/∂z = ∂L/∂a · sech²(z), from the forward input ``z``.
+
+    Parameters
+    ----------
+    grad_output : array_like of float32 or float64
+        ∂L/∂a = ∂L/∂tanh(z), shaped like ``z``.
+    z : array_like of float32 or float64
+        The forward pass's input.
+    out : ndarray, optional
+        Where to write the result (shape and dtype of ``z``).
+
+    Returns
+    -------
+    ndarray
+        ∂L/∂z = ∂L/∂a · sech²(z), shaped like ``z``.
+    """
     return _elementwise("tanh_backward", _input_and_grad(grad_output, z), out)
 
 
@@ -156,7 +186,22 @@ def relu_derivative(z, out=None):
 
 
 def relu_backward(grad_output, z, out=None):
-    r"""∂L/∂z = ∂L/∂a where z > 0, else 0 (a selection, so ∞ upstream at a dead unit gives 0)."""
+    r"""∂L/∂z = ∂L/∂a where z > 0, else 0 (a selection, so ∞ upstream at a dead unit gives 0).
+
+    Parameters
+    ----------
+    grad_output : array_like of float32 or float64
+        ∂L/∂a, shaped like ``z``.
+    z : array_like of float32 or float64
+        The forward pass's input.
+    out : ndarray, optional
+        Where to write the result (shape and dtype of ``z``).
+
+    Returns
+    -------
+    ndarray
+        ∂L/∂z: ∂L/∂a where z > 0, else 0 (also at z = 0), shaped like ``z``.
+    """
     return _elementwise("relu_backward", _input_and_grad(grad_output, z), out)
 
 
@@ -178,7 +223,24 @@ def leaky_relu_derivative(z, slope=DEFAULT_LEAKY_SLOPE, out=None):
 
 
 def leaky_relu_backward(grad_output, z, slope=DEFAULT_LEAKY_SLOPE, out=None):
-    r"""∂L/∂z = ∂L/∂a where z > 0, else slope·∂L/∂a."""
+    r"""∂L/∂z = ∂L/∂a where z > 0, else slope·∂L/∂a.
+
+    Parameters
+    ----------
+    grad_output : array_like of float32 or float64
+        ∂L/∂a, shaped like ``z``.
+    z : array_like of float32 or float64
+        The forward pass's input.
+    slope : float, default 0.01
+        The slope for :math:`z \le 0`.
+    out : ndarray, optional
+        Where to write the result (shape and dtype of ``z``).
+
+    Returns
+    -------
+    ndarray
+        ∂L/∂z, shaped like ``z``.
+    """
     slope = _validate.leaky_slope(slope)
     return _elementwise("leaky_relu_backward", _input_and_grad(grad_output, z), out, (slope,))
 
@@ -233,6 +295,17 @@ def prelu(z, slope, out=None):
 def prelu_backward(grad_output, z, slope, out=None):
     r"""Gradients of PReLU with respect to its input and its slope.
 
+    Parameters
+    ----------
+    grad_output : array_like of float32 or float64
+        ∂L/∂(output), shaped like ``z``.
+    z : array_like of float32 or float64
+        The forward pass's input.
+    slope : float or array_like
+        The slope :math:`\alpha` of the forward pass: one shared, or one per unit (last axis).
+    out : tuple (grad_input, grad_slope), optional
+        Arrays for the two results, as NumPy's two-output ufuncs take ``out``.
+
     Returns
     -------
     grad_input : ndarray
@@ -240,9 +313,6 @@ def prelu_backward(grad_output, z, slope, out=None):
     grad_slope : ndarray
         ∂L/∂α = Σ ∂L/∂a · z over the entries with z ≤ 0 (summed over all units
         when the slope is shared), shaped like ``slope``.
-
-    ``out``, if given, is a pair of arrays for the two results, as NumPy's
-    two-output ufuncs take it.
     """
     grad_output, z = _input_and_grad(grad_output, z)
     slope, per_unit = _prelu_slope(slope, z)
@@ -282,7 +352,22 @@ def softmax(z, out=None):
 
 
 def softmax_backward(grad_output, output, out=None):
-    r"""∂L/∂z_j = s_j (∂L/∂s_j − Σ_k ∂L/∂s_k s_k), from the softmax output ``s``."""
+    r"""∂L/∂z_j = s_j (∂L/∂s_j − Σ_k ∂L/∂s_k s_k), from the softmax output ``s``.
+
+    Parameters
+    ----------
+    grad_output : array_like of float32 or float64
+        ∂L/∂(output), shaped like ``output``.
+    output : array_like of float32 or float64
+        The forward pass's result :math:`s = \operatorname{softmax}(z)`, along the last axis.
+    out : ndarray, optional
+        Where to write the result (shape and dtype of ``output``).
+
+    Returns
+    -------
+    ndarray
+        ∂L/∂z, shaped like ``output``.
+    """
     grad_output, output = _input_and_grad(grad_output, output, "output")
     _validate.at_least_1d(output, "output")
     target, result = _validate.output(out, output.shape, output.dtype, [grad_output, output])
@@ -326,6 +411,22 @@ def maxout_backward(grad_output, z, pieces, out=None):
 
     The winners are recomputed from the forward input ``z``.  With the zero
     piece first, Maxout over [0, z] reproduces ReLU'(0) = 0.
+
+    Parameters
+    ----------
+    grad_output : array_like of float32 or float64
+        ∂L/∂(output), shaped like ``maxout(z, pieces)``.
+    z : array_like of float32 or float64
+        The forward pass's input; its last axis holds ``pieces`` consecutive entries per unit.
+    pieces : int
+        Pieces per unit, as in :func:`maxout`.
+    out : ndarray, optional
+        Where to write the result (shape and dtype of ``z``).
+
+    Returns
+    -------
+    ndarray
+        ∂L/∂z, nonzero only at each group's winner, shaped like ``z``.
     """
     z, pieces, out_shape = _maxout_input(z, pieces)
     grad_output = _validate.like(grad_output, "grad_output", z.dtype, out_shape, "maxout(z, pieces)")
@@ -398,6 +499,21 @@ def dense(x, weight, bias, activation=None, slope=DEFAULT_LEAKY_SLOPE):
 
 def dense_backward(grad_output, x, weight, z, activation=None, slope=DEFAULT_LEAKY_SLOPE):
     r"""Dense layer backward, from ∂L/∂a and what the forward pass saw (``x``, ``z``).
+
+    Parameters
+    ----------
+    grad_output : array_like, shape (rows, n_out)
+        ∂L/∂a, the gradient of the layer's output :math:`a = f(z)`.
+    x : array_like, shape (rows, n_in)
+        The forward pass's input.
+    weight : ndarray, shape (n_in, n_out)
+        :math:`W`; its dtype (float32 or float64) is the computation's.
+    z : array_like, shape (rows, n_out)
+        The forward pass's pre-activation :math:`z = xW + b`.
+    activation : {None, "identity", "sigmoid", "tanh", "relu", "leaky_relu"}, optional
+        The fused activation :math:`f` of the forward pass (``None``: identity).
+    slope : float, default 0.01
+        Leaky ReLU's slope, when ``activation="leaky_relu"``.
 
     Returns
     -------
@@ -490,7 +606,26 @@ def dropout(z, p, rng, *, mode="inverted", out=None):
 
 
 def dropout_backward(grad_output, mask, p, *, mode="inverted", out=None):
-    r"""∂L/∂z = s·∂L/∂y where the forward pass kept the unit, else 0 (``mask`` from :func:`dropout`)."""
+    r"""∂L/∂z = s·∂L/∂y where the forward pass kept the unit, else 0 (``mask`` from :func:`dropout`).
+
+    Parameters
+    ----------
+    grad_output : array_like of float32 or float64
+        ∂L/∂(output), shaped like the forward output.
+    mask : ndarray of bool
+        The mask :func:`dropout` returned: True where the unit was kept.
+    p : float in [0, 1)
+        The drop probability of the forward pass.
+    mode : {"inverted", "scale-at-test"}
+        The forward pass's mode: kept units' gradients are scaled by :math:`1/(1-p)` when inverted.
+    out : ndarray, optional
+        Where to write the result (shape and dtype of ``grad_output``).
+
+    Returns
+    -------
+    ndarray
+        ∂L/∂z, shaped like ``grad_output``.
+    """
     grad_output = _validate.float_array(grad_output, "grad_output")
     p, scale = _dropout_arguments(p, mode)
     mask = np.asarray(mask)

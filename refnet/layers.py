@@ -9,15 +9,20 @@ gradients in place), and ``named_parameters()`` names them.
 
 Layers validate their input, then run the active backend's kernel
 (:mod:`refnet.backend`), so ``refnet.use_backend("reference")`` runs a whole
-network on the readable NumPy formulas.
+network on the readable NumPy formulas.  :class:`Dense` initialises its weights
+as Glorot and Bengio [Glorot2010]_ (``init="glorot"``), He et al. [He2015]_
+(``"he"``) or Nielsen [Nielsen]_ (``"classic"``).
 
 References
 ----------
-.. [Glorot2010] X. Glorot and Y. Bengio, "Understanding the difficulty of
-   training deep feedforward neural networks", AISTATS 2010, eq. 16.
-.. [He2015] K. He et al., "Delving Deep into Rectifiers", ICCV 2015, §2.2.
-.. [Nielsen] M. Nielsen, *Neural Networks and Deep Learning*, 2015, ch. 3
-   ("Weight initialization") and ch. 5 (the vanishing-gradient experiment).
+Defined once in the documentation's bibliography (``docs/bibliography.rst``);
+the notes here say which part of each source this module follows.
+
+* [Glorot2010] X. Glorot and Y. Bengio, "Understanding the difficulty of
+  training deep feedforward neural networks", AISTATS 2010, eq. 16.
+* [He2015] K. He et al., "Delving Deep into Rectifiers", ICCV 2015, §2.2.
+* [Nielsen] M. Nielsen, *Neural Networks and Deep Learning*, 2015, ch. 3
+  ("Weight initialization") and ch. 5 (the vanishing-gradient experiment).
 """
 
 import math

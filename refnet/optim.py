@@ -57,11 +57,15 @@ Common to every optimizer:
 
 References
 ----------
-.. [Lee] Hung-yi Lee, "Tips for Training DNN", NTU Machine Learning course.
-.. [Torch] PyTorch documentation of ``torch.optim``.
-.. [Keras] Keras 3 source, ``keras/src/optimizers/``.
+Defined once in the documentation's bibliography (``docs/bibliography.rst``);
+the notes here say which part of each source this module follows.
+
+* [Lee] Hung-yi Lee, "Tips for Training DNN", NTU Machine Learning course.
+* [Torch] PyTorch documentation of ``torch.optim``.
+* [Keras] Keras 3 source, ``keras/src/optimizers/``.
 """
 
+import copy
 import dataclasses
 import fnmatch
 import math
@@ -191,8 +195,9 @@ class _Plan:
     """A step's arguments checked once: flat views of the parameters, their state and options.
 
     ``serves`` tells whether a later step brings the same parameter arrays (by
-    identity), names and state, so that nothing needs checking again; the
-    gradients are re-checked only when other arrays arrive.
+    identity, still writeable and of the same dtype and shape, which an array's
+    owner can change in place), names, state and groups, so that nothing needs
+    checking again; the gradients are re-checked only when other arrays arrive.
     """
 
     def __init__(self, optimizer, params, names):
@@ -204,14 +209,19 @@ class _Plan:
         else:
             self.state = [optimizer._initial_state(p) for p in params]
         self.arrays = params
+        self.layouts = [(p.dtype, p.shape) for p in params]
         self.names = None if names is None else list(names)
+        # Group options are public dicts a caller may edit between steps, as with torch's param_groups.
+        self.groups = copy.deepcopy(optimizer.groups)
         self.params = [p.reshape(-1) for p in params]
         self.states = [{key: a.reshape(-1) for key, a in state.items()} for state in self.state]
         self._grads = self._flat_grads = self._aliased = None
 
-    def serves(self, params, names, state):
-        return (state is self.state and isinstance(params, (list, tuple)) and len(params) == len(self.arrays)
-                and all(map(operator.is_, params, self.arrays)) and names == self.names)
+    def serves(self, optimizer, params, names):
+        return (optimizer._state is self.state and isinstance(params, (list, tuple))
+                and len(params) == len(self.arrays) and all(map(operator.is_, params, self.arrays))
+                and all(p.flags.writeable and (p.dtype, p.shape) == layout for p, layout in zip(params, self.layouts))
+                and names == self.names and optimizer.groups == self.groups)
 
     def gradients(self, grads):
         """The gradients as flat arrays, checked (once for the same arrays), copied where they alias a parameter."""
@@ -262,6 +272,11 @@ class Optimizer:
         self._state = None
         self._plan = None
 
+    def __getstate__(self):
+        # The plan holds views of the parameters; a copy or pickle would detach them from the
+        # copied parameters and step into arrays nobody sees.  The copy plans afresh.
+        return {**self.__dict__, "_plan": None}
+
     def __repr__(self):
         options = ", ".join(f"{key}={value!r}" for key, value in self.settings.items())
         return f"{type(self).__name__}(lr={self.lr!r}, convention={self.convention!r}, {options})"
@@ -308,7 +323,7 @@ class Optimizer:
         before any array is written: once while the same arrays come back step
         after step (as in ``fit``), again whenever another list arrives.
         """
-        plan = self._plan if self._plan is not None and self._plan.serves(params, names, self._state) \
+        plan = self._plan if self._plan is not None and self._plan.serves(self, params, names) \
             else _Plan(self, params, names)
         grads = plan.gradients(grads)
         lr = self.lr_at(self._steps)
@@ -446,6 +461,41 @@ class SGD(Optimizer):
     :math:`b \leftarrow \mu b + g,\ \theta \leftarrow \theta - \eta b` (PyTorch).  Equal
     under a constant learning rate, different under a schedule.
 
+    Parameters
+    ----------
+    lr : float
+        The learning rate :math:`\eta > 0` (required: the conventions' defaults differ).
+    momentum : float in [0, 1), default 0
+        Momentum :math:`\mu`; 0 is plain gradient descent.
+    nesterov : bool, default False
+        Nesterov's look-ahead form of momentum (refused under ``"lee"``).
+    lr_in_momentum : bool, optional
+        :math:`v \leftarrow \mu v - \eta g` (Lee, Keras) instead of
+        :math:`b \leftarrow \mu b + g,\ \theta \leftarrow \theta - \eta b` (PyTorch).
+    weight_decay : float, default 0
+        L2 coefficient :math:`\lambda \ge 0`: coupled (:math:`g \mathrel{+}= \lambda\theta`)
+        unless ``decoupled``.
+    convention : {"torch", "lee", "keras"}, default "torch"
+        The table above: the values every option left at ``None`` takes.
+    l1 : float, default 0
+        Adds :math:`\lambda_1 \operatorname{sgn}\theta` to the gradient (sgn 0 = 0).
+    decoupled : bool, optional
+        Decay the weights directly, :math:`\theta \leftarrow (1 - \eta\lambda)\theta`
+        (AdamW, Keras), instead of adding :math:`\lambda\theta` to the gradient.
+    schedule : Constant, StepDecay or InverseTime, optional
+        Multiplies ``lr`` by a factor of the number of steps taken.
+    groups : list of dict, default ()
+        Per-parameter ``lr_scale``, ``weight_decay`` (bool), ``weight_decay_scale`` and
+        ``l1_scale``, selected by position or name pattern (see :mod:`refnet.optim`).
+
+    Raises
+    ------
+    TypeError, ValueError
+        A hyper-parameter of the wrong type or out of its range, an unknown convention, or an option the
+        ``"lee"`` convention refuses.
+
+    Examples
+    --------
     >>> import numpy as np, refnet
     >>> w = np.array([1.0, -2.0])
     >>> refnet.SGD(lr=0.1).step([w], [np.array([1.0, 1.0])])
@@ -499,19 +549,40 @@ class Adagrad(Optimizer):
     Update: :func:`refnet.reference.optimizers.rmsprop` with weights :math:`(1, 1)`:
     :math:`s \leftarrow s + g^2,\ \theta \leftarrow \theta - \eta\, g / d`.
 
-    ==========  ======  ===================  ===========  ==========  =========
-    convention  eps     initial_accumulator  eps_in_sqrt  root_state  decoupled
-    ==========  ======  ===================  ===========  ==========  =========
-    ``"lee"``   0       0                    False        True        False
-    ``"torch"`` 1e-10   0                    False        False       False
-    ``"keras"`` 1e-7    0.1                  True         False       True
-    ==========  ======  ===================  ===========  ==========  =========
+    ===========  ======  ===================  ===========  ==========  =========
+    convention   eps     initial_accumulator  eps_in_sqrt  root_state  decoupled
+    ===========  ======  ===================  ===========  ==========  =========
+    ``"lee"``    0       0                    False        True        False
+    ``"torch"``  1e-10   0                    False        False       False
+    ``"keras"``  1e-7    0.1                  True         False       True
+    ===========  ======  ===================  ===========  ==========  =========
 
     :math:`d = \sqrt{s} + \varepsilon` (PyTorch), :math:`\sqrt{s + \varepsilon}`
     (``eps_in_sqrt``, Keras), or Lee's :math:`\sqrt{\sum_{i \le t} (g^i)^2}` kept as a
     root updated by scaled ``hypot`` (``root_state``; a zero root gives a zero step).
     With a constant gradient Lee's steps are :math:`\eta\operatorname{sgn}(g)/\sqrt t`.
     PyTorch's ``lr_decay`` is ``schedule=InverseTime(lr_decay)``.
+
+    Parameters
+    ----------
+    lr : float
+        The learning rate :math:`\eta > 0` (required: the conventions' defaults differ).
+    eps : float, optional
+        :math:`\varepsilon \ge 0` added to the denominator (inside the root if ``eps_in_sqrt``).
+    initial_accumulator : float, optional
+        The value the sum of squared gradients starts from.
+    eps_in_sqrt : bool, optional
+        :math:`\sqrt{s + \varepsilon}` (Keras) instead of :math:`\sqrt s + \varepsilon`.
+    root_state : bool, optional
+        Keep Lee's root :math:`\sigma` instead of the sum (no underflow of :math:`g^2`).
+    weight_decay, convention, l1, decoupled, schedule, groups
+        As for :class:`SGD`; the convention's values are in the table above.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A hyper-parameter of the wrong type or out of its range, an unknown convention, or an option the
+        ``"lee"`` convention refuses.
     """
 
     _DEFAULTS = dict(weight_decay=0.0)
@@ -575,13 +646,13 @@ class RMSProp(Optimizer):
     Update: :func:`refnet.reference.optimizers.rmsprop`:
     :math:`v \leftarrow \alpha v + (1-\alpha) g^2,\ \theta \leftarrow \theta - \eta\, g / d`.
 
-    ==========  =====  ======  ===============  ===========  ==============  ==========  =========
-    convention  alpha  eps     initial_average  eps_in_sqrt  lr_in_momentum  root_state  decoupled
-    ==========  =====  ======  ===============  ===========  ==============  ==========  =========
-    ``"lee"``   0.9    0       ``"first"``      False        True            True        False
-    ``"torch"`` 0.99   1e-8    0                False        False           False       False
-    ``"keras"`` 0.9    1e-7    0                True         True            False       True
-    ==========  =====  ======  ===============  ===========  ==============  ==========  =========
+    ===========  =====  ======  ===============  ===========  ==============  ==========  =========
+    convention   alpha  eps     initial_average  eps_in_sqrt  lr_in_momentum  root_state  decoupled
+    ===========  =====  ======  ===============  ===========  ==============  ==========  =========
+    ``"lee"``    0.9    0       ``"first"``      False        True            True        False
+    ``"torch"``  0.99   1e-8    0                False        False           False       False
+    ``"keras"``  0.9    1e-7    0                True         True            False       True
+    ===========  =====  ======  ===============  ===========  ==============  ==========  =========
 
     ``alpha`` is Keras' ``rho``; Lee's lecture leaves :math:`\alpha` open, the
     preset takes Hinton's 0.9.  ``initial_average``: the value :math:`v` starts
@@ -595,6 +666,35 @@ class RMSProp(Optimizer):
     First step from rest with a gradient :math:`g`: Lee :math:`\eta\operatorname{sgn} g`;
     PyTorch :math:`\eta g / (\sqrt{1-\alpha}\,|g| + \varepsilon) \approx 10\eta`;
     Keras :math:`\eta g / \sqrt{(1-\rho) g^2 + \varepsilon} \approx 3.16\eta`.
+
+    Parameters
+    ----------
+    lr : float
+        The learning rate :math:`\eta > 0` (required: the conventions' defaults differ).
+    alpha : float in [0, 1), optional
+        Weight of the old average (Keras' ``rho``).
+    eps : float, optional
+        :math:`\varepsilon \ge 0` added to the denominator (inside the root if ``eps_in_sqrt``).
+    momentum : float in [0, 1), default 0
+        Momentum :math:`\mu` on the scaled step.
+    centered : bool, default False
+        Divide by the root of :math:`v - \bar g^2` (refused under ``"lee"``).
+    initial_average : float or "first", optional
+        The value :math:`v` starts from, or Lee's :math:`\sigma^0 = |g^0|`.
+    eps_in_sqrt : bool, optional
+        :math:`\sqrt{v + \varepsilon}` (Keras) instead of :math:`\sqrt v + \varepsilon`.
+    lr_in_momentum : bool, optional
+        The learning rate inside the momentum buffer (Keras) or outside (PyTorch).
+    root_state : bool, optional
+        Keep Lee's root :math:`\sigma` instead of :math:`v` (no underflow of :math:`g^2`).
+    weight_decay, convention, l1, decoupled, schedule, groups
+        As for :class:`SGD`; the convention's values are in the table above.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A hyper-parameter of the wrong type or out of its range, an unknown convention, or an option the
+        ``"lee"`` convention refuses.
     """
 
     _DEFAULTS = dict(momentum=0.0, centered=False, weight_decay=0.0)
@@ -671,13 +771,13 @@ class Adam(Optimizer):
     :math:`m \leftarrow \beta_1 m + (1-\beta_1) g,\ v \leftarrow \beta_2 v + (1-\beta_2) g^2,\
     \theta \leftarrow \theta - \eta\,\hat m / (\sqrt{\hat v} + \varepsilon)`.
 
-    ==========  ======  ===============  =======  =========
-    convention  eps     bias_correction  eps_hat  decoupled
-    ==========  ======  ===============  =======  =========
-    ``"lee"``   1e-8    True             False    False
-    ``"torch"`` 1e-8    True             False    False
-    ``"keras"`` 1e-7    True             True     True
-    ==========  ======  ===============  =======  =========
+    ===========  ======  ===============  =======  =========
+    convention   eps     bias_correction  eps_hat  decoupled
+    ===========  ======  ===============  =======  =========
+    ``"lee"``    1e-8    True             False    False
+    ``"torch"``  1e-8    True             False    False
+    ``"keras"``  1e-7    True             True     True
+    ===========  ======  ===============  =======  =========
 
     ``"lee"`` is Kingma & Ba's Algorithm 1 (the lecture's slide), which PyTorch
     implements; ``eps_hat`` is Keras' form, :math:`\hat\varepsilon` added to the
@@ -685,6 +785,27 @@ class Adam(Optimizer):
     ``bias_correction=False`` drops :math:`1-\beta^t`.  ``decoupled`` is
     AdamW (PyTorch's ``AdamW`` defaults ``weight_decay`` to 0.01; here it is 0
     unless given).  The first step is :math:`\approx \eta\operatorname{sgn} g`.
+
+    Parameters
+    ----------
+    lr : float
+        The learning rate :math:`\eta > 0` (required: the conventions' defaults differ).
+    beta1, beta2 : float in [0, 1), default 0.9 and 0.999
+        Weights of the old first and second moments.
+    eps : float, optional
+        :math:`\varepsilon \ge 0` of the denominator.
+    bias_correction : bool, optional
+        Divide the moments by :math:`1 - \beta^t`.
+    eps_hat : bool, optional
+        Keras' :math:`\hat\varepsilon` form (added to the uncorrected :math:`\sqrt v`).
+    weight_decay, convention, l1, decoupled, schedule, groups
+        As for :class:`SGD`; the convention's values are in the table above.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A hyper-parameter of the wrong type or out of its range, an unknown convention, or an option the
+        ``"lee"`` convention refuses.
     """
 
     _DEFAULTS = dict(beta1=0.9, beta2=0.999, weight_decay=0.0)

@@ -210,6 +210,11 @@ def _bad_inputs(tmp):
     broken.mkdir()
     for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
         (broken / name).write_bytes(b"not an IDX file at all")
+    no_images = tmp / "no_images"   # well-formed IDX files of 0 images and 0 labels
+    no_images.mkdir()
+    (no_images / "t10k-images-idx3-ubyte").write_bytes(bytes([0, 0, 8, 3]) + (0).to_bytes(4, "big")
+                                                       + (28).to_bytes(4, "big") * 2)
+    (no_images / "t10k-labels-idx1-ubyte").write_bytes(bytes([0, 0, 8, 1]) + (0).to_bytes(4, "big"))
     return {
         "unknown subcommand": (["vanish"], "invalid choice: 'vanish'"),
         "unknown option": (["depth", "--bogus"], "unrecognized arguments: --bogus"),
@@ -218,6 +223,7 @@ def _bad_inputs(tmp):
         "missing data folder": (["depth", "--data-dir", tmp / "nowhere"], "no such folder"),
         "data folder without MNIST": (["depth", "--data-dir", empty], "no t10k-images-idx3-ubyte"),
         "malformed MNIST files": (["depth", "--data-dir", broken], "is not an IDX file"),
+        "MNIST files of no images": (["vanishing", "--data-dir", no_images], "holds no images"),
         "negative epochs": (["depth", "--epochs", "-3"], "expected a positive integer, got '-3'"),
         "non-integer epochs": (["optimizers", "--epochs", "2.5"], "expected a positive integer, got '2.5'"),
         "negative epochs (vanishing)": (["vanishing", "--epochs", "-1"], "expected an integer >= 0, got '-1'"),

@@ -120,6 +120,14 @@ def test_gzip_of_several_members_is_read_whole(tmp_path):
         read_idx(tmp_path / "two.gz", max_bytes=-1)
 
 
+def test_gzip_padded_with_zero_bytes_is_read_as_gzip_reads_it(tmp_path):
+    """Regression: zero bytes after the last member (which gzip(1) and Python's gzip accept) were refused."""
+    data = _idx(np.arange(5, dtype=np.uint8))
+    (tmp_path / "padded.gz").write_bytes(gzip.compress(data) + bytes(8))
+    assert gzip.decompress((tmp_path / "padded.gz").read_bytes()) == data
+    np.testing.assert_array_equal(read_idx(tmp_path / "padded.gz"), np.arange(5))
+
+
 def test_mnist_files_that_do_not_fit_together_are_refused(tmp_path):
     images = np.zeros((3, 28, 28), np.uint8)
     _write_mnist(tmp_path, images, np.array([1, 2], np.uint8), compress=False)

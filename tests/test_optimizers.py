@@ -845,3 +845,54 @@ def test_a_gradient_sharing_memory_with_another_parameter_is_read_before_the_ste
     refnet.SGD(1.0).step([a, b], [np.full(3, 0.5), a])   # b's gradient is a, as it was before the step
     np.testing.assert_array_equal(a, 0.5)
     np.testing.assert_array_equal(b, 0.0)
+
+
+@pytest.mark.parametrize("duplicate", ["deepcopy", "pickle"])
+def test_a_copied_network_and_optimizer_train_the_copy(duplicate):
+    """Regression: the checked step's views of the parameters were copied detached from the
+    copied parameters, so the copy's steps changed nothing anyone could see."""
+    import copy
+    import pickle
+
+    w = np.ones(3)
+    opt = refnet.Adam(0.1)
+    opt.step([w], [np.full(3, 0.5)])
+    original = w.copy()
+    w2, opt2 = copy.deepcopy((w, opt)) if duplicate == "deepcopy" else pickle.loads(pickle.dumps((w, opt)))
+    opt2.step([w2], [np.full(3, 0.5)])
+    assert np.all(w2 < original)                     # the copy moved, by about lr each step ...
+    np.testing.assert_allclose(w2, original - 0.1, rtol=1e-6)
+    # ... its first moment is the two-step EW average of 0.5, and the original is untouched
+    np.testing.assert_allclose(opt2.state_dict()["state"][0]["exp_avg"], 0.5 * (1 - 0.9**2), rtol=1e-15)
+    np.testing.assert_array_equal(w, original)
+
+
+def test_group_options_edited_between_steps_take_effect():
+    """Regression: options were read once, so freezing a group (as with torch's param_groups) was ignored."""
+    w, b = np.ones(2), np.ones(2)
+    opt = refnet.SGD(0.1, groups=[{"params": [1], "lr_scale": 1.0}])
+    opt.step([w, b], [np.ones(2), np.ones(2)])
+    opt.groups[0]["lr_scale"] = 0.0
+    opt.step([w, b], [np.ones(2), np.ones(2)])
+    np.testing.assert_array_equal(b, np.full(2, 0.9))
+    np.testing.assert_array_equal(w, np.full(2, 1 - 0.1 - 0.1))
+
+
+@pytest.mark.parametrize("change", ["read_only", "dtype"])
+def test_a_parameter_changed_in_place_is_checked_again(change):
+    """Regression: a parameter made read-only, or reinterpreted as another dtype, passed the once-only check."""
+    a, b = np.ones(4), np.ones(4)
+    opt = refnet.SGD(0.1, momentum=0.9)     # a state per parameter, which a new dtype no longer fits
+    opt.step([a, b], [np.ones(4), np.ones(4)])
+    if change == "read_only":
+        b.flags.writeable = False
+        error, message = ValueError, r"params\[1\] must be writeable"
+    else:
+        b.dtype = np.float32      # the same 32 bytes seen as 8 float32
+        error, message = ValueError, r"params\[1\] has shape \(8,\) and dtype float32"
+    before = (a.copy(), b.copy())
+    with pytest.raises(error, match=message):
+        opt.step([a, b], [np.ones(4), np.ones(b.shape, b.dtype)])
+    np.testing.assert_array_equal(a, before[0])
+    np.testing.assert_array_equal(b, before[1])
+    assert opt.steps == 1

@@ -23,11 +23,14 @@ oracle in ``tests/test_accuracy.py``).
 
 References
 ----------
-.. [Lee] Hung-yi Lee, "Tips for Training DNN", Machine Learning course, National
-   Taiwan University.
-.. [Bishop] C. M. Bishop, *Pattern Recognition and Machine Learning*, §4.2 and §5.3.
-.. [He2015] K. He et al., "Delving Deep into Rectifiers", ICCV 2015 (PReLU).
-.. [Goodfellow2013] I. Goodfellow et al., "Maxout Networks", ICML 2013.
+Defined once in the documentation's bibliography (``docs/bibliography.rst``);
+the notes here say which part of each source this module follows.
+
+* [Lee] Hung-yi Lee, "Tips for Training DNN", Machine Learning course, National
+  Taiwan University.
+* [Bishop] C. M. Bishop, *Pattern Recognition and Machine Learning*, §4.2 and §5.3.
+* [He2015] K. He et al., "Delving Deep into Rectifiers", ICCV 2015 (PReLU).
+* [Goodfellow2013] I. Goodfellow et al., "Maxout Networks", ICML 2013.
 """
 
 import numpy as np

@@ -21,8 +21,11 @@ that ``out`` may be ``z`` itself and ``grad_z`` may be ``grad_output`` itself.
 
 References
 ----------
-.. [Bishop] C. M. Bishop, *Pattern Recognition and Machine Learning*, 2006, §5.3
-   (error back-propagation).
+Defined once in the documentation's bibliography (``docs/bibliography.rst``);
+the notes here say which part of each source this module follows.
+
+* [Bishop] C. M. Bishop, *Pattern Recognition and Machine Learning*, 2006, §5.3
+  (error back-propagation).
 """
 
 import numpy as np

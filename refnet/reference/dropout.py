@@ -13,9 +13,12 @@ keeps :math:`s = 1` while training and multiplies by :math:`1 - p` at test.
 
 References
 ----------
-.. [Srivastava2014] N. Srivastava et al., "Dropout: A Simple Way to Prevent Neural
-   Networks from Overfitting", JMLR 15, 2014.
-.. [Lee] Hung-yi Lee, "Tips for Training DNN", National Taiwan University.
+Defined once in the documentation's bibliography (``docs/bibliography.rst``);
+the notes here say which part of each source this module follows.
+
+* [Srivastava2014] N. Srivastava et al., "Dropout: A Simple Way to Prevent Neural
+  Networks from Overfitting", JMLR 15, 2014.
+* [Lee] Hung-yi Lee, "Tips for Training DNN", National Taiwan University.
 """
 
 import numpy as np

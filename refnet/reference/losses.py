@@ -16,10 +16,13 @@ one row, 2-D C-contiguous arrays of one float dtype, integer labels of dtype
 
 References
 ----------
-.. [Bishop] C. M. Bishop, *Pattern Recognition and Machine Learning*, 2006,
-   §4.3.2 (logistic regression) and §4.3.4 (softmax cross-entropy, eq. 4.108-4.109).
-.. [Nielsen] M. Nielsen, *Neural Networks and Deep Learning*, 2015, ch. 3
-   (the cross-entropy cost on sigmoid outputs, eq. 57 and 61).
+Defined once in the documentation's bibliography (``docs/bibliography.rst``);
+the notes here say which part of each source this module follows.
+
+* [Bishop] C. M. Bishop, *Pattern Recognition and Machine Learning*, 2006,
+  §4.3.2 (logistic regression) and §4.3.4 (softmax cross-entropy, eq. 4.108-4.109).
+* [Nielsen] M. Nielsen, *Neural Networks and Deep Learning*, 2015, ch. 3
+  (the cross-entropy cost on sigmoid outputs, eq. 57 and 61).
 """
 
 import numpy as np

@@ -37,19 +37,22 @@ no-op for every :math:`d > 0`, and :math:`0 / d_{\min} = 0` where :math:`d = 0`.
 
 References
 ----------
-.. [Lee] Hung-yi Lee, "Tips for Training DNN", Machine Learning course, National
-   Taiwan University (Adagrad, RMSProp, Momentum, Adam; L2 and L1).
-.. [Hinton] G. Hinton, N. Srivastava, K. Swersky, Neural Networks for Machine
-   Learning, lecture 6e (RMSProp).
-.. [KingmaBa] D. P. Kingma and J. Ba, "Adam: A Method for Stochastic
-   Optimization", ICLR 2015 (arXiv:1412.6980), Algorithm 1 and the
-   :math:`\hat\varepsilon` form before its section 2.1.
-.. [Loshchilov] I. Loshchilov and F. Hutter, "Decoupled Weight Decay
-   Regularization", ICLR 2019 (AdamW).
-.. [Torch] PyTorch documentation of ``torch.optim.SGD``, ``Adagrad``, ``RMSprop``,
-   ``Adam`` and ``AdamW`` (the algorithms given there in pseudo-code).
-.. [Keras] Keras 3 source, ``keras/src/optimizers/{sgd,adagrad,rmsprop,adam}.py``
-   and ``base_optimizer.py`` (``_apply_weight_decay``).
+Defined once in the documentation's bibliography (``docs/bibliography.rst``);
+the notes here say which part of each source this module follows.
+
+* [Lee] Hung-yi Lee, "Tips for Training DNN", Machine Learning course, National
+  Taiwan University (Adagrad, RMSProp, Momentum, Adam; L2 and L1).
+* [Hinton] G. Hinton, N. Srivastava, K. Swersky, Neural Networks for Machine
+  Learning, lecture 6e (RMSProp).
+* [KingmaBa] D. P. Kingma and J. Ba, "Adam: A Method for Stochastic
+  Optimization", ICLR 2015 (arXiv:1412.6980), Algorithm 1 and the
+  :math:`\hat\varepsilon` form before its section 2.1.
+* [Loshchilov] I. Loshchilov and F. Hutter, "Decoupled Weight Decay
+  Regularization", ICLR 2019 (AdamW).
+* [Torch] PyTorch documentation of ``torch.optim.SGD``, ``Adagrad``, ``RMSprop``,
+  ``Adam`` and ``AdamW`` (the algorithms given there in pseudo-code).
+* [Keras] Keras 3 source, ``keras/src/optimizers/{sgd,adagrad,rmsprop,adam}.py``
+  and ``base_optimizer.py`` (``_apply_weight_decay``).
 """
 
 import math

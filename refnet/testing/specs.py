@@ -87,8 +87,9 @@ _LEAKY_KINK = Kink(0.0, 0.01, "leaky_relu'(0) = α, as PyTorch")
 _MAXOUT_TIE = Kink(0.0, 0.0, "ties go to the lowest index: Maxout over [0, z] has derivative 0 at z = 0")
 
 
-# float32 results are computed in double and rounded once: within half an ulp of the exact
-# value plus the double computation's error (a few float64 ulp, ~2^-29 of a float32 ulp).
+#: The float32 accuracy of the transcendental kernels: computed in double and rounded once, within
+#: half an ulp of the exact value plus the double computation's error (a few float64 ulp, ~2^-29 of
+#: a float32 ulp).
 CORRECTLY_ROUNDED = Ulp(0.5 + 2.0**-20)
 
 # float64 bounds in ulp, proven in tests/test_accuracy.py from each formula's operations.

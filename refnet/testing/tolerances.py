@@ -26,7 +26,7 @@ UNIT_ROUNDOFF = {np.dtype(np.float32): 2.0**-24, np.dtype(np.float64): 2.0**-53}
 
 
 def ulp_error(got, exact, dtype):
-    """|got - exact| in units of the spacing at ``exact`` rounded to ``dtype``.
+    r""":math:`|\mathrm{got} - \mathrm{exact}|` in units of the spacing at ``exact`` rounded to ``dtype``.
 
     ``exact`` is an extended-precision (``np.longdouble``) oracle.  0.5 means
     correctly rounded; in the subnormal range the unit is the subnormal spacing.
