@@ -392,3 +392,79 @@ def test_torch_options_are_recognised_as_the_torch_convention(name):
     lr = hyper["lr"]
     check_optimizer(torch_optimizer(lambda ps: getattr(torch.optim, cls)(ps, lr=lr, **options), before),
                     family, "torch", schedule="step", **hyper, **{k: v for k, v in options.items() if k != "amsgrad"})
+
+
+# --- optax and Keras, where installed (the `conformance` extra) ------------------------------
+
+OPTAX_CASES = {
+    "adam": ("adam", dict(learning_rate=1e-3), dict(lr=1e-3)),
+    "adamw": ("adamw", dict(learning_rate=1e-3), dict(lr=1e-3)),
+    "rmsprop": ("rmsprop", dict(learning_rate=0.01), dict(lr=0.01)),
+    "rmsprop-momentum-nesterov": ("rmsprop", dict(learning_rate=0.01, momentum=0.9, nesterov=True),
+                                  dict(lr=0.01, momentum=0.9, nesterov=True)),
+    "sgd-momentum": ("sgd", dict(learning_rate=0.1, momentum=0.9), dict(lr=0.1, momentum=0.9)),
+    "adagrad": ("adagrad", dict(learning_rate=0.1), dict(lr=0.1)),
+    "amsgrad": ("amsgrad", dict(learning_rate=1e-3), dict(lr=1e-3)),
+    "nadam": ("nadam", dict(learning_rate=1e-3), dict(lr=1e-3)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPTAX_CASES))
+def test_optax_optimizers_are_recognised_as_the_optax_convention(name):
+    optax = pytest.importorskip("optax")
+    from refnet.testing.adapters import optax_transformation
+
+    alias, arguments, hyper = OPTAX_CASES[name]
+    family = {"sgd": "sgd", "adagrad": "adagrad", "rmsprop": "rmsprop"}.get(alias, alias)
+    injected = optax.inject_hyperparams(getattr(optax, alias))(**arguments)
+    check_optimizer(optax_transformation(injected), family, "optax", schedule="step", **hyper)
+
+
+def test_optax_clipping_and_eps_root_are_named():
+    optax = pytest.importorskip("optax")
+    from refnet.testing.adapters import optax_transformation
+
+    chained = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-3))
+    check_optimizer(optax_transformation(chained), "adam", "optax", lr=1e-3, global_clip_norm=1.0)
+    chained = optax.chain(optax.clip_by_block_rms(0.5), optax.sgd(0.1))
+    check_optimizer(optax_transformation(chained), "sgd", "optax", lr=0.1, clip_rms=0.5)
+    with pytest.raises(ConformanceError, match=r"Your Adam has ε_root = 1e-8 inside the root \(optax's eps_root\)"):
+        check_optimizer(optax_transformation(optax.adam(1e-3, eps=0.0, eps_root=1e-8)), "adam", "optax", lr=1e-3,
+                        eps=0.0)
+    with pytest.raises(TypeError, match="inject_hyperparams"):
+        check_optimizer(optax_transformation(optax.sgd(0.1)), "sgd", "optax", lr=0.1, schedule="step")
+
+
+KERAS_CASES = {
+    "Adam": ("adam", dict(learning_rate=1e-3), dict(lr=1e-3)),
+    "Adam-amsgrad": ("amsgrad", dict(learning_rate=1e-3, amsgrad=True), dict(lr=1e-3)),
+    "AdamW": ("adamw", dict(learning_rate=1e-3), dict(lr=1e-3)),
+    "RMSprop": ("rmsprop", dict(learning_rate=0.01, momentum=0.9), dict(lr=0.01, momentum=0.9)),
+    "SGD": ("sgd", dict(learning_rate=0.1, momentum=0.9, nesterov=True), dict(lr=0.1, momentum=0.9, nesterov=True)),
+    "Adagrad": ("adagrad", dict(learning_rate=0.1), dict(lr=0.1)),
+    "Nadam": ("nadam", dict(learning_rate=1e-3), dict(lr=1e-3)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KERAS_CASES))
+def test_keras_optimizers_are_recognised_as_the_keras_convention(name):
+    import os
+
+    if os.environ.setdefault("KERAS_BACKEND", "torch") != "torch":
+        pytest.skip("the Keras adapter is tested with the torch backend")
+    keras = pytest.importorskip("keras")
+    from refnet.testing.adapters import keras_optimizer
+
+    family, arguments, hyper = KERAS_CASES[name]
+    cls = getattr(keras.optimizers, name.split("-")[0])
+    check_optimizer(keras_optimizer(lambda: cls(**arguments)), family, "keras", schedule="step", **hyper)
+
+
+def test_adapters_refuse_what_they_cannot_drive():
+    with pytest.raises(TypeError, match="before_step must be a function"):
+        torch_optimizer(lambda ps: None, before_step=1)
+    pytest.importorskip("optax")
+    from refnet.testing.adapters import optax_transformation
+
+    with pytest.raises(TypeError, match="optax GradientTransformation"):
+        optax_transformation(lambda g: g)
