@@ -212,7 +212,8 @@ def keras_optimizer(factory):
         A function of no arguments returning a fresh optimizer, e.g.
         ``lambda: keras.optimizers.RMSprop(0.01)``.
 
-    >>> check_optimizer(keras_optimizer(lambda: keras.optimizers.Adam(1e-3)), "adam", "keras", lr=1e-3)  # doctest: +SKIP
+    >>> opt = keras_optimizer(lambda: keras.optimizers.Adam(1e-3))     # doctest: +SKIP
+    >>> check_optimizer(opt, "adam", "keras", lr=1e-3)                # doctest: +SKIP
     """
     if not callable(factory):
         raise TypeError("factory must be a function of no arguments returning a Keras optimizer")

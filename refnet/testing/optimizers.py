@@ -286,11 +286,14 @@ def textbook_trajectory(family, settings, theta0, grads, lrs, sizes=None):
     theta, state = np.array(theta0, dtype=np.float64), {}
     sizes = [theta.size] if sizes is None else list(sizes)
     rows = [theta.copy()]
-    for t, (grad, lr) in enumerate(zip(grads, lrs), start=1):
-        g = _clip(settings, np.asarray(grad, dtype=np.float64), sizes)
-        g = _decay_and_gradient(settings, theta, g, lr)
-        _UPDATES[family](settings, theta, g, lr, state, t)
-        rows.append(theta.copy())
+    # A variant the search tries may take the root of a negative centered variance: its NaN
+    # trajectory matches nothing, quietly.
+    with np.errstate(invalid="ignore", over="ignore"):
+        for t, (grad, lr) in enumerate(zip(grads, lrs), start=1):
+            g = _clip(settings, np.asarray(grad, dtype=np.float64), sizes)
+            g = _decay_and_gradient(settings, theta, g, lr)
+            _UPDATES[family](settings, theta, g, lr, state, t)
+            rows.append(theta.copy())
     return np.array(rows)
 
 
