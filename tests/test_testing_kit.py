@@ -468,3 +468,18 @@ def test_adapters_refuse_what_they_cannot_drive():
 
     with pytest.raises(TypeError, match="optax GradientTransformation"):
         optax_transformation(lambda g: g)
+
+
+def test_maximize_is_recognised_and_its_absence_named():
+    def ascend(params, grads, state, lr):
+        for theta, g in zip(params, grads):
+            theta += lr * g
+
+    check_optimizer(ascend, "sgd", "torch", lr=0.1, maximize=True)
+    with pytest.raises(ConformanceError, match=r"Your SGD has the gradient negated \(maximize: it ascends\)\.$"):
+        check_optimizer(ascend, "sgd", "torch", lr=0.1)
+    torch = pytest.importorskip("torch")
+    check_optimizer(torch_optimizer(lambda ps: torch.optim.Adam(ps, lr=1e-3, maximize=True)), "adam", "torch",
+                    lr=1e-3, maximize=True)
+    check_optimizer(torch_optimizer(lambda ps: torch.optim.NAdam(ps, lr=1e-3)), "adam", "torch", lr=1e-3,
+                    nesterov=True)

@@ -91,8 +91,9 @@ _TITLES = {"sgd": "SGD", "adagrad": "Adagrad", "rmsprop": "RMSProp", "adam": "Ad
 # Gradient clipping, before the update and before coupled L2 (torch's clip_grad_norm_ then step(),
 # Keras' _clip_gradients, an optax chain(clip..., ...)); at most one kind.
 _CLIP_KINDS = ("clip_value", "clip_norm", "clip_rms", "global_clip_norm")
+# PyTorch's maximize (every optimizer) ascends: the gradient negated before anything else.
 _CLIP = dict(clip_value=None, clip_norm=None, clip_rms=None, global_clip_norm=None, clip_norm_type=2.0,
-             clip_eps=None)
+             clip_eps=None, maximize=False)
 # ε added to the global norm: torch/nn/utils/clip_grad.py's max_norm / (total_norm + 1e-6); none elsewhere.
 _CLIP_EPS = {"torch": 1e-6}
 
@@ -125,6 +126,11 @@ def _settings(family, convention, hyper):
     if unknown:
         raise TypeError(f"unknown hyper-parameters for {family}: {sorted(unknown)}; known: lr, {', '.join(settings)}")
     settings.update(hyper)
+    if settings.get("nesterov") and "amsgrad" in settings and "momentum_decay" not in hyper:
+        # Adam with Nesterov momentum is the convention's NAdam (refnet's Adam(nesterov=True)).
+        nadam = CONVENTIONS["nadam"].get(convention, CONVENTIONS["nadam"]["optax"])
+        settings["momentum_decay"] = nadam["momentum_decay"]
+        settings["eps_hat"] = hyper.get("eps_hat", False)
     kinds = [kind for kind in _CLIP_KINDS if settings[kind] is not None]
     if len(kinds) > 1:
         raise TypeError(f"at most one of {', '.join(_CLIP_KINDS)} may be set, got {kinds}")
@@ -290,7 +296,8 @@ def textbook_trajectory(family, settings, theta0, grads, lrs, sizes=None):
     # trajectory matches nothing, quietly.
     with np.errstate(invalid="ignore", over="ignore"):
         for t, (grad, lr) in enumerate(zip(grads, lrs), start=1):
-            g = _clip(settings, np.asarray(grad, dtype=np.float64), sizes)
+            g = np.asarray(grad, dtype=np.float64)
+            g = _clip(settings, -g if settings["maximize"] else g, sizes)
             g = _decay_and_gradient(settings, theta, g, lr)
             _UPDATES[family](settings, theta, g, lr, state, t)
             rows.append(theta.copy())
@@ -397,6 +404,7 @@ def _choices(family, expected):
             choices["nesterov"] = [not expected["nesterov"]]
     if expected.get("weight_decay"):
         choices["decoupled"] = [not expected["decoupled"]]
+    choices["maximize"] = [not expected["maximize"]]
     kind = next((k for k in _CLIP_KINDS if expected[k] is not None), None)
     if kind is not None:
         # Clipping left out, or another kind with the same threshold; ε on the norm or not.
@@ -499,6 +507,9 @@ def _describe(expected, variant, values=False):
     if variant.get("decoupled") != expected.get("decoupled") and variant.get("weight_decay"):
         phrases.append("decoupled weight decay" if variant["decoupled"]
                        else "weight decay added to the gradient (coupled L2)")
+    if variant["maximize"] != expected["maximize"]:
+        phrases.append("the gradient negated (maximize: it ascends)" if variant["maximize"]
+                       else "no maximize (it descends)")
     if any(variant[k] != expected[k] for k in _CLIP_KINDS):
         phrases.append(_clip_phrase(variant))
     elif variant["clip_eps"] != expected["clip_eps"] and any(variant[k] is not None for k in _CLIP_KINDS[1:]):
@@ -586,7 +597,8 @@ def check_optimizer(optimizer, family, convention="torch", *, schedule=None, see
         before the update: ``clip_value``, ``clip_norm`` (each array), ``clip_rms``
         (each array), ``global_clip_norm``, with ``clip_norm_type`` (p, default 2) and
         ``clip_eps`` (ε added to the norm; default 1e-6 for ``global_clip_norm`` under
-        ``"torch"``, as ``clip_grad_norm_``, else 0).
+        ``"torch"``, as ``clip_grad_norm_``, else 0); ``maximize`` (PyTorch's: ascend).
+        ``nesterov=True`` with an Adam family means the convention's NAdam (see ``"nadam"``).
 
     Raises
     ------
