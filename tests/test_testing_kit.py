@@ -483,3 +483,12 @@ def test_maximize_is_recognised_and_its_absence_named():
                     lr=1e-3, maximize=True)
     check_optimizer(torch_optimizer(lambda ps: torch.optim.NAdam(ps, lr=1e-3)), "adam", "torch", lr=1e-3,
                     nesterov=True)
+
+
+def test_textbook_trajectory_takes_the_options_a_convention_leaves_off_as_off():
+    from refnet.testing.optimizers import textbook_trajectory
+
+    settings = dict(eps=1e-8, eps_in_sqrt=False, eps_hat=False, bias_correction_m=True, bias_correction_v=True,
+                    decoupled=False, beta1=0.9, beta2=0.999, weight_decay=0.0)
+    rows = textbook_trajectory("adam", settings, np.zeros(2), [np.array([1.0, -2.0])], [0.1])
+    np.testing.assert_allclose(rows[1], [-0.1, 0.1], rtol=1e-7)   # the first Adam step is about lr * sign(g)

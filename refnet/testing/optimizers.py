@@ -97,6 +97,9 @@ _CLIP = dict(clip_value=None, clip_norm=None, clip_rms=None, global_clip_norm=No
 # ε added to the global norm: torch/nn/utils/clip_grad.py's max_norm / (total_norm + 1e-6); none elsewhere.
 _CLIP_EPS = {"torch": 1e-6}
 
+# Adam's options no convention's plain Adam has on.
+_OFF = dict(eps_root=0.0, amsgrad=False, nesterov=False, momentum_decay=None)
+
 # Hyper-parameters every convention shares, and which a user may set.
 _ADAM_COMMON = dict(beta1=0.9, beta2=0.999, weight_decay=0.0, **_CLIP)
 _COMMON = {
@@ -284,11 +287,14 @@ _UPDATES = {"sgd": _sgd, "adagrad": _adagrad, "rmsprop": _rmsprop, "adam": _adam
 def textbook_trajectory(family, settings, theta0, grads, lrs, sizes=None):
     """θ after each step of the textbook update: ``(len(grads) + 1, n)``, row 0 is ``theta0``.
 
-    ``theta0`` is a flat float64 array; ``grads[t]`` the gradient of step
-    ``t + 1``; ``lrs[t]`` its learning rate; ``sizes`` the sizes of the
-    parameter arrays laid end to end in ``theta0`` (for the per-array clipping;
-    default one array).
+    ``settings`` are the switches and hyper-parameters (:data:`CONVENTIONS`); the
+    options a convention leaves off (clipping, maximize, momentum, AMSGrad, NAdam,
+    ``eps_root``, ...) may be left out.  ``theta0`` is a flat float64 array;
+    ``grads[t]`` the gradient of step ``t + 1``; ``lrs[t]`` its learning rate;
+    ``sizes`` the sizes of the parameter arrays laid end to end in ``theta0`` (for
+    the per-array clipping; default one array).
     """
+    settings = {**_COMMON[family], **_OFF, **settings}
     theta, state = np.array(theta0, dtype=np.float64), {}
     sizes = [theta.size] if sizes is None else list(sizes)
     rows = [theta.copy()]
