@@ -369,7 +369,8 @@ def test_sgd_dampening_is_torchs_and_clipping_must_be_one_kind():
                                   dict(global_clip_norm=1.0), dict(global_clip_norm=2.0, clip_norm_type=1.0)],
                          ids=lambda c: "-".join(map(str, c.values())))
 def test_refnet_clipping_follows_the_kit(clip, convention):
-    for cls, family, hyper in [(refnet.SGD, "sgd", dict(lr=0.1, momentum=0.9)), (refnet.Adam, "adam", dict(lr=1e-3))]:
+    for cls, family, hyper in [(refnet.SGD, "sgd", dict(lr=0.1, momentum=0.9)), (refnet.Adagrad, "adagrad", dict(lr=0.1)),
+                               (refnet.RMSProp, "rmsprop", dict(lr=0.01)), (refnet.Adam, "adam", dict(lr=1e-3))]:
         check_optimizer(cls(**hyper, **clip, convention=convention), family, convention, **hyper, **clip)
 
 
