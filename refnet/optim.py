@@ -52,6 +52,20 @@ Common to every optimizer:
   ``weight_decay_scale`` and ``l1_scale`` multiply their weight decay
   :math:`\lambda` and their L1 coefficient (the dropout conversions of
   :func:`refnet.ensemble.dropout_parameter_groups` need all three scales).  Later groups override earlier ones for the keys they set.
+* ``clip_value=``, ``clip_norm=``, ``clip_rms=`` or ``global_clip_norm=`` (at most
+  one, as in Keras) clip the gradients before the update, into the optimizer's own
+  buffers (the caller's gradient arrays are never modified): each element to
+  :math:`[-c, c]` (Keras ``clipvalue``, torch ``clip_grad_value_``, optax ``clip``), each
+  array to norm :math:`c` (Keras ``clipnorm``) or RMS :math:`c` (optax
+  ``clip_by_block_rms``), or all arrays together to norm :math:`c` (torch
+  ``clip_grad_norm_``, Keras ``global_clipnorm``, optax ``clip_by_global_norm``), by the
+  factor :math:`\min(1, c / (\lVert g\rVert_p + \varepsilon))`.  ``clip_norm_type`` is
+  :math:`p` (default 2, torch's ``norm_type``); ``clip_eps`` is :math:`\varepsilon`, by
+  default 1e-6 for ``global_clip_norm`` under ``"torch"`` (``clip_grad_norm_``'s constant)
+  and 0 otherwise (Keras, optax).  Clipping acts on the gradient alone: coupled L2 and L1 are added after it,
+  as they are inside ``torch.optim`` after ``clip_grad_norm_``.  The formulas and their
+  edge cases (zero, empty, inf, NaN) are in :mod:`refnet.reference.clipping`, whose
+  functions are also exported here.
 * ``state_dict()`` / ``load_state_dict()`` save and restore the step count and
   every state array (copies), so a resumed run continues bit for bit.
 
@@ -77,8 +91,11 @@ import numpy as np
 
 from . import _validate
 from .backend import active
+from .reference import clipping as _clipping
+from .reference.clipping import clip_by_global_norm, clip_by_norm, clip_by_rms, clip_by_value, grad_norm
 
-__all__ = ["SGD", "Adagrad", "RMSProp", "Adam", "Constant", "StepDecay", "InverseTime", "CONVENTIONS"]
+__all__ = ["SGD", "Adagrad", "RMSProp", "Adam", "Constant", "StepDecay", "InverseTime", "CONVENTIONS",
+           "clip_by_value", "clip_by_norm", "clip_by_rms", "clip_by_global_norm", "grad_norm"]
 
 CONVENTIONS = ("lee", "torch", "keras")
 
@@ -216,6 +233,16 @@ class _Plan:
         self.params = [p.reshape(-1) for p in params]
         self.states = [{key: a.reshape(-1) for key, a in state.items()} for state in self.state]
         self._grads = self._flat_grads = self._aliased = None
+        self._clipped = None
+
+    def clipped(self, grads, clipping):
+        """``grads`` clipped into buffers the plan keeps, allocated on the first clipped step only."""
+        if self._clipped is None:
+            self._clipped = [np.empty_like(p) for p in self.params]
+        with np.errstate(all="ignore"):
+            _clipping.clip_into(clipping["kind"], grads, self._clipped, clipping["threshold"],
+                                clipping["norm_type"], clipping["eps"])
+        return self._clipped
 
     def serves(self, optimizer, params, names):
         return (optimizer._state is self.state and isinstance(params, (list, tuple))
@@ -253,10 +280,18 @@ class Optimizer:
     # None -- "the preset's value" -- means the same for them as for the others.
     _DEFAULTS = {}
 
-    def __init__(self, lr, convention, *, l1, schedule, groups, **given):
+    # clip_eps of global_clip_norm where not given: PyTorch's clip_grad_norm_ adds 1e-6 to the norm,
+    # Keras and optax nothing.  The per-array forms are Keras' and optax's alone: 0 in every convention.
+    _CLIP_EPS = {"lee": 0.0, "torch": _clipping.TORCH_EPS, "keras": 0.0}
+
+    def __init__(self, lr, convention, *, l1, schedule, groups, clip_value=None, clip_norm=None, clip_rms=None,
+                 global_clip_norm=None, clip_norm_type=2.0, clip_eps=None, **given):
         if convention not in CONVENTIONS:
             raise ValueError(f"convention must be one of {list(CONVENTIONS)}, got {convention!r}")
         self.convention = convention
+        self.clipping = self._checked_clipping(convention, dict(
+            value=clip_value, norm=clip_norm, rms=clip_rms, global_norm=global_clip_norm),
+            clip_norm_type, clip_eps)
         self.lr = _in_range(lr, "lr", 0.0)
         self.l1 = _in_range(l1, "l1", 0.0)
         self.schedule = Constant() if schedule is None else schedule
@@ -279,7 +314,33 @@ class Optimizer:
 
     def __repr__(self):
         options = ", ".join(f"{key}={value!r}" for key, value in self.settings.items())
+        if self.clipping is not None:
+            c = self.clipping
+            options += f", {self._CLIP_ARGUMENTS[c['kind']]}={c['threshold']!r}"
+            if c["kind"] in ("norm", "global_norm"):
+                options += f", clip_norm_type={c['norm_type']!r}, clip_eps={c['eps']!r}"
         return f"{type(self).__name__}(lr={self.lr!r}, convention={self.convention!r}, {options})"
+
+    _CLIP_ARGUMENTS = {"value": "clip_value", "norm": "clip_norm", "rms": "clip_rms", "global_norm": "global_clip_norm"}
+
+    @classmethod
+    def _checked_clipping(cls, convention, thresholds, norm_type, eps):
+        """None, or the one clipping asked for: kind, threshold, norm type and ε, checked."""
+        given = {kind: value for kind, value in thresholds.items() if value is not None}
+        if len(given) > 1:
+            names = ", ".join(f"{cls._CLIP_ARGUMENTS[kind]}={value!r}" for kind, value in given.items())
+            raise ValueError(f"at most one of clip_value, clip_norm, clip_rms and global_clip_norm may be set "
+                             f"(as in Keras), got {names}")
+        norm_type = _clipping.check_norm_type(norm_type, "clip_norm_type")
+        if eps is not None:
+            eps = _clipping.check_eps(eps, "clip_eps")
+        if not given:
+            return None
+        ((kind, value),) = given.items()
+        if eps is None:
+            eps = cls._CLIP_EPS[convention] if kind == "global_norm" else 0.0
+        return {"kind": kind, "threshold": _clipping.check_threshold(value, cls._CLIP_ARGUMENTS[kind]),
+                "norm_type": norm_type, "eps": eps}
 
     def _checked(self, settings):
         """Validate and normalise the resolved settings (subclasses)."""
@@ -327,6 +388,8 @@ class Optimizer:
             else _Plan(self, params, names)
         grads = plan.gradients(grads)
         lr = self.lr_at(self._steps)
+        if self.clipping is not None:
+            grads = plan.clipped(grads, self.clipping)
         kernel_args = self._step_arguments(lr)
         for param, grad, state, options in zip(plan.params, grads, plan.states, plan.options):
             scaled_lr = lr * options["lr_scale"]
@@ -435,8 +498,10 @@ class Optimizer:
         return arrays
 
     def _config(self):
+        # Clipping joins the configuration only where set, so that state saved before it existed still loads.
+        clipping = {} if self.clipping is None else {"clipping": self.clipping}
         return {"convention": self.convention, "lr": self.lr, "l1": self.l1, "schedule": self.schedule,
-                "groups": self.groups, **self.settings}
+                "groups": self.groups, **clipping, **self.settings}
 
     def _state_keys(self):
         raise NotImplementedError
@@ -487,6 +552,23 @@ class SGD(Optimizer):
     groups : list of dict, default ()
         Per-parameter ``lr_scale``, ``weight_decay`` (bool), ``weight_decay_scale`` and
         ``l1_scale``, selected by position or name pattern (see :mod:`refnet.optim`).
+    clip_value : float > 0, optional
+        Clip each gradient element to :math:`[-c, c]` before the update (Keras ``clipvalue``,
+        torch ``clip_grad_value_``, optax ``clip``).  At most one of the four clipping options.
+    clip_norm : float > 0, optional
+        Scale each gradient array whose norm exceeds :math:`c` down to norm :math:`c`
+        (Keras ``clipnorm``).
+    clip_rms : float > 0, optional
+        Scale each gradient array whose root mean square exceeds :math:`c` down to RMS :math:`c`
+        (optax ``clip_by_block_rms``).
+    global_clip_norm : float > 0, optional
+        Scale all gradients by one factor so that their norm together is at most :math:`c`
+        (torch ``clip_grad_norm_``, Keras ``global_clipnorm``, optax ``clip_by_global_norm``).
+    clip_norm_type : float >= 1 or inf, default 2
+        The :math:`p` of the norm of ``clip_norm`` and ``global_clip_norm`` (torch's ``norm_type``).
+    clip_eps : float >= 0, optional
+        :math:`\varepsilon` in the factor :math:`\min(1, c / (\lVert g\rVert + \varepsilon))`;
+        By default 1e-6 for ``global_clip_norm`` under ``"torch"`` (``clip_grad_norm_``), else 0.
 
     Raises
     ------
@@ -511,8 +593,8 @@ class SGD(Optimizer):
     }
 
     def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0, convention="torch", *,
-                 l1=0.0, lr_in_momentum=None, decoupled=None, schedule=None, groups=()):
-        super().__init__(lr, convention, l1=l1, schedule=schedule, groups=groups, momentum=momentum,
+                 l1=0.0, lr_in_momentum=None, decoupled=None, schedule=None, groups=(), **clipping):
+        super().__init__(lr, convention, l1=l1, schedule=schedule, groups=groups, **clipping, momentum=momentum,
                          nesterov=nesterov, weight_decay=weight_decay, lr_in_momentum=lr_in_momentum,
                          decoupled=decoupled)
 
@@ -577,6 +659,8 @@ class Adagrad(Optimizer):
         Keep Lee's root :math:`\sigma` instead of the sum (no underflow of :math:`g^2`).
     weight_decay, convention, l1, decoupled, schedule, groups
         As for :class:`SGD`; the convention's values are in the table above.
+    clip_value, clip_norm, clip_rms, global_clip_norm, clip_norm_type, clip_eps
+        Gradient clipping before the update, as for :class:`SGD`.
 
     Raises
     ------
@@ -593,8 +677,8 @@ class Adagrad(Optimizer):
     }
 
     def __init__(self, lr, eps=None, initial_accumulator=None, weight_decay=0.0, convention="torch", *,
-                 l1=0.0, eps_in_sqrt=None, root_state=None, decoupled=None, schedule=None, groups=()):
-        super().__init__(lr, convention, l1=l1, schedule=schedule, groups=groups, eps=eps,
+                 l1=0.0, eps_in_sqrt=None, root_state=None, decoupled=None, schedule=None, groups=(), **clipping):
+        super().__init__(lr, convention, l1=l1, schedule=schedule, groups=groups, **clipping, eps=eps,
                          initial_accumulator=initial_accumulator, weight_decay=weight_decay,
                          eps_in_sqrt=eps_in_sqrt, root_state=root_state, decoupled=decoupled)
 
@@ -689,6 +773,8 @@ class RMSProp(Optimizer):
         Keep Lee's root :math:`\sigma` instead of :math:`v` (no underflow of :math:`g^2`).
     weight_decay, convention, l1, decoupled, schedule, groups
         As for :class:`SGD`; the convention's values are in the table above.
+    clip_value, clip_norm, clip_rms, global_clip_norm, clip_norm_type, clip_eps
+        Gradient clipping before the update, as for :class:`SGD`.
 
     Raises
     ------
@@ -709,8 +795,8 @@ class RMSProp(Optimizer):
 
     def __init__(self, lr, alpha=None, eps=None, momentum=0.0, centered=False, weight_decay=0.0,
                  convention="torch", *, l1=0.0, initial_average=None, eps_in_sqrt=None,
-                 lr_in_momentum=None, root_state=None, decoupled=None, schedule=None, groups=()):
-        super().__init__(lr, convention, l1=l1, schedule=schedule, groups=groups, alpha=alpha, eps=eps,
+                 lr_in_momentum=None, root_state=None, decoupled=None, schedule=None, groups=(), **clipping):
+        super().__init__(lr, convention, l1=l1, schedule=schedule, groups=groups, **clipping, alpha=alpha, eps=eps,
                          momentum=momentum, centered=centered, weight_decay=weight_decay,
                          initial_average=initial_average, eps_in_sqrt=eps_in_sqrt,
                          lr_in_momentum=lr_in_momentum, root_state=root_state, decoupled=decoupled)
@@ -800,6 +886,8 @@ class Adam(Optimizer):
         Keras' :math:`\hat\varepsilon` form (added to the uncorrected :math:`\sqrt v`).
     weight_decay, convention, l1, decoupled, schedule, groups
         As for :class:`SGD`; the convention's values are in the table above.
+    clip_value, clip_norm, clip_rms, global_clip_norm, clip_norm_type, clip_eps
+        Gradient clipping before the update, as for :class:`SGD`.
 
     Raises
     ------
@@ -817,8 +905,8 @@ class Adam(Optimizer):
 
     def __init__(self, lr, beta1=0.9, beta2=0.999, eps=None, weight_decay=0.0, decoupled=None,
                  convention="torch", *, l1=0.0, bias_correction=None, eps_hat=None, schedule=None,
-                 groups=()):
-        super().__init__(lr, convention, l1=l1, schedule=schedule, groups=groups, beta1=beta1,
+                 groups=(), **clipping):
+        super().__init__(lr, convention, l1=l1, schedule=schedule, groups=groups, **clipping, beta1=beta1,
                          beta2=beta2, eps=eps, weight_decay=weight_decay, decoupled=decoupled,
                          bias_correction=bias_correction, eps_hat=eps_hat)
 
