@@ -173,23 +173,25 @@ cdef void _rmsprop_variant(floating* param, const floating* grad, floating* squa
 
 
 cdef void _adam_variant(floating* param, const floating* grad, floating* exp_avg,
-                       floating* exp_avg_sq, floating step_size, floating root_c2,
-                       floating one_minus_beta1, floating beta2, floating one_minus_beta2,
-                       floating eps, floating l2, floating l1, bint penalised, floating keep,
-                       Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
-    """m += (1 - b1)(g - m);  v := b2 v + (1 - b2) g^2;  theta := keep * theta - step_size * m / (sqrt(v) / root_c2 + eps)
+                       floating* exp_avg_sq, floating* max_exp_avg_sq, floating coef_m,
+                       floating coef_g, floating c, floating one_minus_beta1, floating beta2,
+                       floating one_minus_beta2, floating eps_in, floating eps_out, floating l2,
+                       floating l1, bint penalised, floating keep, Py_ssize_t start,
+                       Py_ssize_t stop, bint inside, int ams, bint nesterov) noexcept nogil:
+    """m += (1 - b1)(g - m);  v := b2 v + (1 - b2) g^2 (AMSGrad: its running maximum);  theta := keep * theta - n / d
 
-    The loop is in _vmath.h, cloned per instruction set like the activations: float64
-    sqrt and division are compute-bound on two lanes.  One loop per penalty flag.
+    The loops are in _vmath.h, one per variant, cloned per instruction set like the
+    activations: float64 sqrt and division are compute-bound on two lanes.
     """
+    cdef int variant = refnet_adam_variant(penalised, inside, ams, nesterov)
     if floating is float:
-        (refnet_vmath.adam_penalised_f if penalised else refnet_vmath.adam_f)(
-            param, grad, exp_avg, exp_avg_sq, step_size, root_c2, one_minus_beta1, beta2,
-            one_minus_beta2, eps, l2, l1, keep, start, stop)
+        refnet_adam_float(variant, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, coef_m, coef_g,
+                          c, one_minus_beta1, beta2, one_minus_beta2, eps_in, eps_out, l2, l1, keep,
+                          start, stop)
     else:
-        (refnet_vmath.adam_penalised_d if penalised else refnet_vmath.adam_d)(
-            param, grad, exp_avg, exp_avg_sq, step_size, root_c2, one_minus_beta1, beta2,
-            one_minus_beta2, eps, l2, l1, keep, start, stop)
+        refnet_adam_double(variant, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, coef_m, coef_g,
+                           c, one_minus_beta1, beta2, one_minus_beta2, eps_in, eps_out, l2, l1, keep,
+                           start, stop)
 
 
 # The wrappers split the arrays into one block per thread (OpenMP, where the build has it)
@@ -248,21 +250,36 @@ def rmsprop(floating[::1] param, const floating[::1] grad, floating[::1] square_
 
 
 def adam(floating[::1] param, const floating[::1] grad, floating[::1] exp_avg,
-         floating[::1] exp_avg_sq, double lr, double beta1, double beta2, double eps,
-         double bias_correction1, double bias_correction2, bint eps_hat, double l2, double l1,
-         double keep):
+         floating[::1] exp_avg_sq, max_exp_avg_sq, double lr, double beta1,
+         double beta2, double eps_in, double eps_out, double bias_correction1,
+         double bias_correction2, bint eps_hat, bint correct_first, bint amsgrad_corrected,
+         bint nesterov, double mu, double mu_next, double bias_correction1_next, double l2,
+         double l1, double keep):
     cdef Py_ssize_t n = param.shape[0], blocks = _blocks(n), block
+    # Typed only where AMSGrad uses it: taking a buffer of the empty array costs as much as the
+    # rest of the call on a small parameter.
+    cdef floating[::1] maximum
+    cdef floating* max_ptr = NULL
+    cdef int ams = 0
+    if max_exp_avg_sq.shape[0] != 0:
+        maximum = max_exp_avg_sq
+        max_ptr = &maximum[0]
+        ams = 2 if amsgrad_corrected else 1
     # In double, as the reference computes them in Python floats, then rounded once.
-    cdef double step_size = lr / bias_correction1
-    cdef double root_c2 = sqrt(bias_correction2)
+    cdef double scale = lr * sqrt(bias_correction2) if eps_hat else lr
+    cdef double coef_m = scale / bias_correction1, coef_g = 0.0
     if eps_hat:
-        step_size = lr * sqrt(bias_correction2) / bias_correction1
-        root_c2 = 1.0
+        bias_correction2 = 1.0
+    if nesterov:
+        coef_m = scale * mu_next / bias_correction1_next
+        coef_g = scale * (1 - mu) / bias_correction1
+    cdef double c = bias_correction2 if correct_first or ams == 2 else sqrt(bias_correction2)
     for block in prange(blocks, nogil=True, schedule="static", num_threads=blocks,
                         use_threads_if=blocks > 1):
-        _adam_variant(&param[0], &grad[0], &exp_avg[0], &exp_avg_sq[0], <floating>step_size,
-                      <floating>root_c2, <floating>(1 - beta1), <floating>beta2,
-                      <floating>(1 - beta2), <floating>eps, <floating>l2, <floating>l1,
-                      l2 != 0 or l1 != 0, <floating>keep,
-                      _block_start(n, blocks, block), _block_start(n, blocks, block + 1))
+        _adam_variant(&param[0], &grad[0], &exp_avg[0], &exp_avg_sq[0], max_ptr, <floating>coef_m,
+                      <floating>coef_g, <floating>c, <floating>(1 - beta1), <floating>beta2,
+                      <floating>(1 - beta2), <floating>eps_in, <floating>eps_out, <floating>l2,
+                      <floating>l1, l2 != 0 or l1 != 0, <floating>keep,
+                      _block_start(n, blocks, block), _block_start(n, blocks, block + 1),
+                      correct_first, ams, nesterov)
     return param.base

@@ -147,11 +147,17 @@ REFNET_INLINE double refnet_tanh_derivative_of(double z) {
    and the NumPy reference (refnet/reference/optimizers.py), so the same bits on every clone:
    float64 sqrt and division are compute-bound at two lanes (SSE2), not at eight (AVX-512).
    g := g + l2 theta + l1 sgn(theta) where penalised;  m += (1 - b1)(g - m);
-   v := b2 v + (1 - b2) g^2;  theta := keep theta - step_size m / max(sqrt(v) / root_c2 + eps, tiny). */
-#define REFNET_ADAM(name, T, SQRT, TINY, penalised, attr)                                   \
-    attr static void name(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, T step_size,  \
-                          T root_c2, T one_minus_beta1, T beta2, T one_minus_beta2, T eps,  \
-                          T l2, T l1, T keep, ptrdiff_t start, ptrdiff_t stop) {            \
+   v := b2 v + (1 - b2) g^2;  AMSGrad (ams 1): v := vmax := max(vmax, v); (ams 2, optax):
+   vmax := max(vmax, v / c), d := sqrt(vmax + eps_in) + eps_out;  otherwise d := sqrt(v / c + eps_in)
+   + eps_out where inside (c = c2), d := sqrt(v) / c + eps_out where not (c = sqrt(c2));
+   n := coef_m m (+ coef_g g for Nesterov);  theta := keep theta - n / max(d, tiny).
+   max is np.maximum's: a NaN in either operand is the result. */
+#define REFNET_MAX_NAN(a, b) (((a) >= (b) || (a) != (a)) ? (a) : (b))
+#define REFNET_ADAM(name, T, SQRT, TINY, penalised, inside, ams, nesterov, attr)             \
+    attr static void name(T* param, const T* grad, T* exp_avg, T* exp_avg_sq,               \
+                          T* max_exp_avg_sq, T coef_m, T coef_g, T c, T one_minus_beta1,    \
+                          T beta2, T one_minus_beta2, T eps_in, T eps_out, T l2, T l1,      \
+                          T keep, ptrdiff_t start, ptrdiff_t stop) {                        \
         for (ptrdiff_t i = start; i < stop; i++) {                                          \
             T theta = param[i];                                                             \
             T g = grad[i];                                                                  \
@@ -165,16 +171,58 @@ REFNET_INLINE double refnet_tanh_derivative_of(double z) {
             exp_avg[i] = m;                                                                 \
             T v = beta2 * exp_avg_sq[i] + one_minus_beta2 * g * g;                          \
             exp_avg_sq[i] = v;                                                              \
-            T d = SQRT(v) / root_c2 + eps;                                                  \
+            T d;                                                                            \
+            if (ams == 2) {                                                                 \
+                T most = REFNET_MAX_NAN(max_exp_avg_sq[i], v / c);                          \
+                max_exp_avg_sq[i] = most;                                                   \
+                d = SQRT(most + eps_in) + eps_out;                                          \
+            } else {                                                                        \
+                if (ams == 1) {                                                             \
+                    v = REFNET_MAX_NAN(max_exp_avg_sq[i], v);                               \
+                    max_exp_avg_sq[i] = v;                                                  \
+                }                                                                           \
+                if (inside)                                                                 \
+                    d = SQRT(v / c + eps_in) + eps_out;                                     \
+                else                                                                        \
+                    d = SQRT(v) / c + eps_out;                                              \
+            }                                                                               \
             d = d < TINY ? TINY : d;                                                        \
-            param[i] = keep * theta - step_size * m / d;                                    \
+            T n = nesterov ? coef_m * m + coef_g * g : coef_m * m;                          \
+            param[i] = keep * theta - n / d;                                                \
         }                                                                                   \
     }
 
-typedef void (*refnet_adam_f)(float*, const float*, float*, float*, float, float, float, float,
-                              float, float, float, float, float, ptrdiff_t, ptrdiff_t);
-typedef void (*refnet_adam_d)(double*, const double*, double*, double*, double, double, double,
-                              double, double, double, double, double, double, ptrdiff_t, ptrdiff_t);
+typedef void (*refnet_adam_f)(float*, const float*, float*, float*, float*, float, float, float,
+                              float, float, float, float, float, float, float, float,
+                              ptrdiff_t, ptrdiff_t);
+typedef void (*refnet_adam_d)(double*, const double*, double*, double*, double*, double, double,
+                              double, double, double, double, double, double, double, double,
+                              double, ptrdiff_t, ptrdiff_t);
+#define REFNET_ADAM_F(name, pen, ins, ams, nes, attr)                                       \
+    REFNET_ADAM(name, float, sqrtf, FLT_TRUE_MIN, pen, ins, ams, nes, attr)
+#define REFNET_ADAM_D(name, pen, ins, ams, nes, attr)                                       \
+    REFNET_ADAM(name, double, sqrt, DBL_TRUE_MIN, pen, ins, ams, nes, attr)
+
+/* The variants in the order refnet_adam_variant numbers them: penalised * 10 + nesterov * 5
+   + one of (), (inside), (ams 1), (ams 1, inside), (ams 2, which is always inside). */
+#define REFNET_ADAM_FIVE(S, T, suffix, pen, nes, first, attr)                              \
+    REFNET_ADAM_##S(refnet_adam_##T##first##0_##suffix, pen, 0, 0, nes, attr)               \
+    REFNET_ADAM_##S(refnet_adam_##T##first##1_##suffix, pen, 1, 0, nes, attr)               \
+    REFNET_ADAM_##S(refnet_adam_##T##first##2_##suffix, pen, 0, 1, nes, attr)               \
+    REFNET_ADAM_##S(refnet_adam_##T##first##3_##suffix, pen, 1, 1, nes, attr)               \
+    REFNET_ADAM_##S(refnet_adam_##T##first##4_##suffix, pen, 1, 2, nes, attr)
+#define REFNET_ADAM_ALL(S, T, suffix, attr)                                                 \
+    REFNET_ADAM_FIVE(S, T, suffix, 0, 0, 0, attr)                                           \
+    REFNET_ADAM_FIVE(S, T, suffix, 0, 1, 1, attr)                                           \
+    REFNET_ADAM_FIVE(S, T, suffix, 1, 0, 2, attr)                                           \
+    REFNET_ADAM_FIVE(S, T, suffix, 1, 1, 3, attr)
+#define REFNET_ADAM_FIVE_LIST(T, first, suffix)                                             \
+    refnet_adam_##T##first##0_##suffix, refnet_adam_##T##first##1_##suffix,                \
+    refnet_adam_##T##first##2_##suffix, refnet_adam_##T##first##3_##suffix,                \
+    refnet_adam_##T##first##4_##suffix
+#define REFNET_ADAM_LIST(T, suffix)                                                         \
+    {REFNET_ADAM_FIVE_LIST(T, 0, suffix), REFNET_ADAM_FIVE_LIST(T, 1, suffix),              \
+     REFNET_ADAM_FIVE_LIST(T, 2, suffix), REFNET_ADAM_FIVE_LIST(T, 3, suffix)}
 
 /* RMSProp and Adagrad (weights (1, 1)), every variant, as the Cython loops they replaced and
    the NumPy reference: the same operations in the same order, so the same bits.  One loop
@@ -304,10 +352,8 @@ typedef struct {
     void (*tanh_backward_d)(const double*, const double*, double*, ptrdiff_t);
     void (*exp_shifted_f)(const float*, double, double*, ptrdiff_t);
     void (*exp_shifted_d)(const double*, double, double*, ptrdiff_t);
-    refnet_adam_f adam_f;             /* without a penalty */
-    refnet_adam_f adam_penalised_f;
-    refnet_adam_d adam_d;
-    refnet_adam_d adam_penalised_d;
+    refnet_adam_f adam_f[20];         /* numbered by refnet_adam_variant */
+    refnet_adam_d adam_d[20];
     refnet_rmsprop_f rmsprop_f[12];   /* numbered by refnet_rmsprop_variant */
     refnet_rmsprop_d rmsprop_d[12];
 } refnet_vmath_table;
@@ -327,10 +373,8 @@ typedef struct {
     REFNET_BINARY(refnet_tanh_backward_d_##suffix, double, refnet_tanh_derivative_of, attr) \
     REFNET_EXP_SHIFTED(refnet_exp_shifted_f_##suffix, float, attr)                          \
     REFNET_EXP_SHIFTED(refnet_exp_shifted_d_##suffix, double, attr)                         \
-    REFNET_ADAM(refnet_adam_f_##suffix, float, sqrtf, FLT_TRUE_MIN, 0, attr)                 \
-    REFNET_ADAM(refnet_adam_penalised_f_##suffix, float, sqrtf, FLT_TRUE_MIN, 1, attr)       \
-    REFNET_ADAM(refnet_adam_d_##suffix, double, sqrt, DBL_TRUE_MIN, 0, attr)                 \
-    REFNET_ADAM(refnet_adam_penalised_d_##suffix, double, sqrt, DBL_TRUE_MIN, 1, attr)       \
+    REFNET_ADAM_ALL(F, f, suffix, attr)                                                     \
+    REFNET_ADAM_ALL(D, d, suffix, attr)                                                     \
     REFNET_RMSPROP_ALL(F, f, suffix, attr)                                                  \
     REFNET_RMSPROP_ALL(D, d, suffix, attr)                                                  \
     static const refnet_vmath_table refnet_vmath_##suffix = {                               \
@@ -342,8 +386,7 @@ typedef struct {
         refnet_sigmoid_backward_f_##suffix, refnet_sigmoid_backward_d_##suffix,             \
         refnet_tanh_backward_f_##suffix, refnet_tanh_backward_d_##suffix,                   \
         refnet_exp_shifted_f_##suffix, refnet_exp_shifted_d_##suffix,                      \
-        refnet_adam_f_##suffix, refnet_adam_penalised_f_##suffix,                           \
-        refnet_adam_d_##suffix, refnet_adam_penalised_d_##suffix,                           \
+        REFNET_ADAM_LIST(f, suffix), REFNET_ADAM_LIST(d, suffix),                           \
         REFNET_RMSPROP_LIST(f, suffix), REFNET_RMSPROP_LIST(d, suffix),                     \
     };
 
@@ -373,6 +416,33 @@ static const char* refnet_vmath_select(int limit) {
     (void)limit;
 #endif
     return refnet_vmath.isa;
+}
+
+/* The index of an Adam variant in the table (ams 2 is always inside). */
+static inline int refnet_adam_variant(int penalised, int inside, int ams, int nesterov) {
+    int variant = ams == 2 ? 4 : 2 * (ams != 0) + (inside != 0);
+    return 10 * (penalised != 0) + 5 * (nesterov != 0) + variant;
+}
+
+static inline void refnet_adam_float(int variant, float* param, const float* grad, float* exp_avg,
+                                     float* exp_avg_sq, float* max_exp_avg_sq, float coef_m,
+                                     float coef_g, float c, float one_minus_beta1, float beta2,
+                                     float one_minus_beta2, float eps_in, float eps_out, float l2,
+                                     float l1, float keep, ptrdiff_t start, ptrdiff_t stop) {
+    refnet_vmath.adam_f[variant](param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, coef_m, coef_g, c,
+                                 one_minus_beta1, beta2, one_minus_beta2, eps_in, eps_out, l2, l1,
+                                 keep, start, stop);
+}
+
+static inline void refnet_adam_double(int variant, double* param, const double* grad,
+                                      double* exp_avg, double* exp_avg_sq, double* max_exp_avg_sq,
+                                      double coef_m, double coef_g, double c,
+                                      double one_minus_beta1, double beta2, double one_minus_beta2,
+                                      double eps_in, double eps_out, double l2, double l1,
+                                      double keep, ptrdiff_t start, ptrdiff_t stop) {
+    refnet_vmath.adam_d[variant](param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, coef_m, coef_g, c,
+                                 one_minus_beta1, beta2, one_minus_beta2, eps_in, eps_out, l2, l1,
+                                 keep, start, stop);
 }
 
 /* The index of an RMSProp/Adagrad variant in the table (root state is never centered). */

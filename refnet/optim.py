@@ -764,27 +764,50 @@ class RMSProp(Optimizer):
                          s["root_state"], l2, l1, keep)
 
 
+# The empty array a kernel takes for a state it does not keep (AMSGrad's maximum without AMSGrad).
+_NO_STATE = np.empty(0)
+
+
 class Adam(Optimizer):
-    r"""Adam, and AdamW with ``decoupled=True``.
+    r"""Adam, and AdamW with ``decoupled=True``, AMSGrad and Nesterov-Adam (NAdam).
 
     Update: :func:`refnet.reference.optimizers.adam`:
     :math:`m \leftarrow \beta_1 m + (1-\beta_1) g,\ v \leftarrow \beta_2 v + (1-\beta_2) g^2,\
     \theta \leftarrow \theta - \eta\,\hat m / (\sqrt{\hat v} + \varepsilon)`.
 
-    ===========  ======  ===============  =======  =========
-    convention   eps     bias_correction  eps_hat  decoupled
-    ===========  ======  ===============  =======  =========
-    ``"lee"``    1e-8    True             False    False
-    ``"torch"``  1e-8    True             False    False
-    ``"keras"``  1e-7    True             True     True
-    ===========  ======  ===============  =======  =========
+    ===========  ======  ===============  =======  ===========  ==============
+    convention   eps     bias_correction  eps_hat  decoupled    momentum_decay
+    ===========  ======  ===============  =======  ===========  ==============
+    ``"lee"``    1e-8    True             False    False        (refused)
+    ``"torch"``  1e-8    True             False    False        0.004
+    ``"keras"``  1e-7    True             True     True         1
+    ===========  ======  ===============  =======  ===========  ==============
 
-    ``"lee"`` is Kingma & Ba's Algorithm 1 (the lecture's slide), which PyTorch
-    implements; ``eps_hat`` is Keras' form, :math:`\hat\varepsilon` added to the
-    uncorrected :math:`\sqrt v` with the correction folded into the step size;
-    ``bias_correction=False`` drops :math:`1-\beta^t`.  ``decoupled`` is
-    AdamW (PyTorch's ``AdamW`` defaults ``weight_decay`` to 0.01; here it is 0
-    unless given).  The first step is :math:`\approx \eta\operatorname{sgn} g`.
+    Every convention has ``eps_in_sqrt=False``, ``eps_root=0``, ``amsgrad=False``
+    and ``nesterov=False`` unless given.  ``"lee"`` is Kingma & Ba's Algorithm 1 (the
+    lecture's slide), which PyTorch implements, and refuses AMSGrad and Nesterov;
+    ``eps_hat`` is Keras' form, :math:`\hat\varepsilon` added to the uncorrected
+    :math:`\sqrt v` with the correction folded into the step size.  ``decoupled`` is
+    AdamW (PyTorch's ``AdamW`` defaults ``weight_decay`` to 0.01; here it is 0 unless
+    given).  The first step is :math:`\approx \eta\operatorname{sgn} g`.
+
+    The other libraries' options: ε inside the root, :math:`\sqrt{\hat v + \varepsilon}`
+    (``eps_in_sqrt``, the name RMSProp uses), or optax's ``eps_root``,
+    :math:`\sqrt{\hat v + \varepsilon_\text{root}} + \varepsilon`; each bias correction
+    switched alone (``bias_correction=(True, False)`` corrects :math:`m` only: optax's
+    ``bias_correction_mu``/``bias_correction_nu``); AMSGrad, dividing by the running
+    maximum of the second moment: ``amsgrad=True`` keeps the maximum of :math:`v`
+    (PyTorch, Keras), ``amsgrad="corrected"`` the maximum of :math:`\hat v` (optax's
+    ``amsgrad``).  ``nesterov=True`` is NAdam: PyTorch's ``NAdam`` (``decoupled`` for
+    its ``decoupled_weight_decay``) and Keras' ``Nadam`` schedule the momentum
+    :math:`\mu_t = \beta_1(1 - \tfrac12\,0.96^{t\psi})` with ``momentum_decay``
+    :math:`\psi` (PyTorch 0.004; Keras' :math:`0.96^t` is :math:`\psi = 1`, and
+    ``convention="keras"`` with ``nesterov=True`` is Keras' ``Nadam``: ``eps_hat``
+    off unless given); ``momentum_decay=math.inf`` gives :math:`\mu_t = \beta_1`,
+    Dozat's NAdam and optax's ``nadam`` / ``adam(nesterov=True)``.  With ``nesterov``,
+    with ``eps_root`` or ε inside the root and with ``amsgrad="corrected"``,
+    :math:`\hat v = v/(1-\beta_2^t)` is formed before the root, as those libraries do;
+    PyTorch's Adam takes the root first, :math:`\sqrt v/\sqrt{1-\beta_2^t}`.
 
     Parameters
     ----------
@@ -793,59 +816,138 @@ class Adam(Optimizer):
     beta1, beta2 : float in [0, 1), default 0.9 and 0.999
         Weights of the old first and second moments.
     eps : float, optional
-        :math:`\varepsilon \ge 0` of the denominator.
-    bias_correction : bool, optional
-        Divide the moments by :math:`1 - \beta^t`.
+        :math:`\varepsilon \ge 0` of the denominator (may be 0 only with ``eps_root > 0``).
+    bias_correction : bool or (bool, bool), optional
+        Divide the moments by :math:`1 - \beta^t`: both, or (first moment, second moment).
     eps_hat : bool, optional
         Keras' :math:`\hat\varepsilon` form (added to the uncorrected :math:`\sqrt v`).
+    eps_in_sqrt : bool, default False
+        :math:`\sqrt{\hat v + \varepsilon}` instead of :math:`\sqrt{\hat v} + \varepsilon`.
+    eps_root : float, default 0
+        optax's :math:`\varepsilon_\text{root} \ge 0` inside the root, beside ``eps`` outside it.
+    amsgrad : bool or "corrected", default False
+        Divide by the running maximum of :math:`v` (``True``: PyTorch, Keras) or of
+        :math:`\hat v` (``"corrected"``: optax).
+    nesterov : bool, default False
+        Nesterov-Adam (NAdam).
+    momentum_decay : float >= 0 or math.inf, optional
+        :math:`\psi` of NAdam's momentum schedule (only with ``nesterov=True``).
     weight_decay, convention, l1, decoupled, schedule, groups
         As for :class:`SGD`; the convention's values are in the table above.
 
     Raises
     ------
     TypeError, ValueError
-        A hyper-parameter of the wrong type or out of its range, an unknown convention, or an option the
-        ``"lee"`` convention refuses.
+        A hyper-parameter of the wrong type or out of its range, an unknown convention, an option the
+        ``"lee"`` convention refuses, or options that exclude each other (``eps_hat`` with ε inside the
+        root or ``amsgrad="corrected"``; ``eps_in_sqrt`` with ``eps_root``).
     """
 
-    _DEFAULTS = dict(beta1=0.9, beta2=0.999, weight_decay=0.0)
+    _DEFAULTS = dict(beta1=0.9, beta2=0.999, weight_decay=0.0, eps_in_sqrt=False, eps_root=0.0, amsgrad=False,
+                     nesterov=False)
     _PRESETS = {
-        "lee": dict(eps=1e-8, bias_correction=True, eps_hat=False, decoupled=False),
-        "torch": dict(eps=1e-8, bias_correction=True, eps_hat=False, decoupled=False),
-        "keras": dict(eps=1e-7, bias_correction=True, eps_hat=True, decoupled=True),
+        "lee": dict(eps=1e-8, bias_correction=True, eps_hat=False, decoupled=False, momentum_decay=None),
+        "torch": dict(eps=1e-8, bias_correction=True, eps_hat=False, decoupled=False, momentum_decay=0.004),
+        "keras": dict(eps=1e-7, bias_correction=True, eps_hat=True, decoupled=True, momentum_decay=1.0),
     }
 
     def __init__(self, lr, beta1=0.9, beta2=0.999, eps=None, weight_decay=0.0, decoupled=None,
-                 convention="torch", *, l1=0.0, bias_correction=None, eps_hat=None, schedule=None,
-                 groups=()):
+                 convention="torch", *, l1=0.0, bias_correction=None, eps_hat=None, eps_in_sqrt=False,
+                 eps_root=0.0, amsgrad=False, nesterov=False, momentum_decay=None, schedule=None, groups=()):
+        if momentum_decay is not None and isinstance(nesterov, (bool, np.bool_)) and not nesterov:
+            raise ValueError("momentum_decay is NAdam's momentum schedule; it needs nesterov=True")
+        if convention == "keras" and nesterov is True and eps_hat is None:
+            eps_hat = False   # Keras' Nadam adds epsilon to the corrected root, unlike its Adam
         super().__init__(lr, convention, l1=l1, schedule=schedule, groups=groups, beta1=beta1,
                          beta2=beta2, eps=eps, weight_decay=weight_decay, decoupled=decoupled,
-                         bias_correction=bias_correction, eps_hat=eps_hat)
+                         bias_correction=bias_correction, eps_hat=eps_hat, eps_in_sqrt=eps_in_sqrt,
+                         eps_root=eps_root, amsgrad=amsgrad, nesterov=nesterov, momentum_decay=momentum_decay)
+        self._momentum_product = (0, 1.0)   # (t, the product of mu_1 ... mu_t), NAdam's running product
 
     def _checked(self, s):
         s["beta1"] = _in_range(s["beta1"], "beta1", 0.0, 1.0, high_open=True)
         s["beta2"] = _in_range(s["beta2"], "beta2", 0.0, 1.0, high_open=True)
-        _check_eps(s)
+        s["eps_root"] = _in_range(s["eps_root"], "eps_root", 0.0)
         s["weight_decay"] = _in_range(s["weight_decay"], "weight_decay", 0.0)
-        for switch in ("decoupled", "bias_correction", "eps_hat"):
+        for switch in ("decoupled", "eps_hat", "eps_in_sqrt", "nesterov"):
             s[switch] = _flag(s[switch], switch)
+        s["bias_correction"] = _bias_correction(s["bias_correction"])
+        if s["amsgrad"] != "corrected":
+            s["amsgrad"] = _flag(s["amsgrad"], 'amsgrad (or "corrected")')
+        self._refuse_under_lee("amsgrad", s["amsgrad"])
+        self._refuse_under_lee("nesterov=True", s["nesterov"])
+        s["eps"] = _in_range(s["eps"], "eps", 0.0)
+        if s["eps"] == 0 and s["eps_root"] == 0:
+            raise ValueError("eps must be positive unless eps_root > 0: v can be 0 (a gradient of 0, or g**2 "
+                             "underflowing) and the step would divide by 0")
+        if s["eps_in_sqrt"] and s["eps_root"]:
+            raise ValueError("eps_in_sqrt=True puts eps inside the root, where eps_root is; give one of them")
+        if s["eps_hat"] and (s["eps_in_sqrt"] or s["eps_root"] or s["amsgrad"] == "corrected"):
+            raise ValueError("eps_hat=True adds eps to the uncorrected root; it cannot be combined with eps_in_sqrt, "
+                             "eps_root or amsgrad='corrected', which correct v before the root")
+        if s["nesterov"]:
+            decay = s["momentum_decay"]
+            if decay != math.inf:
+                decay = _in_range(decay, "momentum_decay", 0.0)
+            s["momentum_decay"] = decay
+        else:
+            s["momentum_decay"] = None
         return s
 
     def _state_keys(self):
-        return ("exp_avg", "exp_avg_sq")
+        return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if self.settings["amsgrad"] else ("exp_avg", "exp_avg_sq")
 
     def _initial_state(self, param):
         return {key: np.zeros_like(param) for key in self._state_keys()}
 
+    def _mu(self, t):
+        r""":math:`\mu_t = \beta_1 (1 - \frac12\, 0.96^{t\psi})`, NAdam's momentum at step ``t``."""
+        return self.settings["beta1"] * (1.0 - 0.5 * 0.96 ** (t * self.settings["momentum_decay"]))
+
+    def _mu_product(self, t):
+        """The product of mu_1 ... mu_t, multiplied in step order as PyTorch and Keras keep it."""
+        done, product = self._momentum_product
+        if done > t:   # a state loaded from an earlier step
+            done, product = 0, 1.0
+        for i in range(done + 1, t + 1):
+            product *= self._mu(i)
+        self._momentum_product = (t, product)
+        return product
+
     def _step_arguments(self, lr):
+        s = self.settings
         t = self._steps + 1
-        if not self.settings["bias_correction"]:
-            return {"corrections": (1.0, 1.0)}
-        return {"corrections": (1.0 - self.settings["beta1"] ** t, 1.0 - self.settings["beta2"] ** t)}
+        correct_m, correct_v = s["bias_correction"] if isinstance(s["bias_correction"], tuple) \
+            else (s["bias_correction"],) * 2
+        bias_correction1 = 1.0 - s["beta1"] ** t if correct_m else 1.0
+        bias_correction2 = 1.0 - s["beta2"] ** t if correct_v else 1.0
+        mu = mu_next = 0.0
+        bias_correction1_next = 1.0
+        if s["nesterov"]:
+            mu, mu_next = self._mu(t), self._mu(t + 1)
+            if correct_m:
+                product = self._mu_product(t)
+                bias_correction1, bias_correction1_next = 1.0 - product, 1.0 - product * mu_next
+        inside = s["eps_in_sqrt"]
+        eps_in, eps_out = (s["eps"], 0.0) if inside else (s["eps_root"], s["eps"])
+        corrected = s["amsgrad"] == "corrected"
+        correct_first = inside or s["eps_root"] > 0 or s["nesterov"] or corrected
+        # The kernel's arguments between lr and the regularisation, in its order.
+        return (s["beta1"], s["beta2"], eps_in, eps_out, bias_correction1, bias_correction2, s["eps_hat"],
+                correct_first, corrected, s["nesterov"], mu, mu_next, bias_correction1_next)
 
     def _update(self, param, grad, state, lr, regularisation, args):
         l2, l1, keep = regularisation
-        s = self.settings
-        bias_correction1, bias_correction2 = args["corrections"]
-        active().adam(param, grad, state["exp_avg"], state["exp_avg_sq"], lr, s["beta1"], s["beta2"],
-                      s["eps"], bias_correction1, bias_correction2, s["eps_hat"], l2, l1, keep)
+        active().adam(param, grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq", _NO_STATE),
+                      lr, *args, l2, l1, keep)
+
+
+def _bias_correction(value):
+    """True, False, or a pair of them (first moment, second moment); a pair of equal flags is one flag."""
+    name = "bias_correction"
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be True, False or a pair (first moment, second moment), got {value!r}")
+        pair = (_flag(value[0], f"{name}[0]"), _flag(value[1], f"{name}[1]"))
+        return pair[0] if pair[0] == pair[1] else pair
+    return _flag(value, f"{name} (or a pair of them)")

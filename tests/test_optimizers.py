@@ -521,6 +521,177 @@ def test_keras_formulas_recomputed_independently(each_backend):
         np.testing.assert_allclose(theta, keras_run(update, state), rtol=1e-12, atol=1e-14)
 
 
+# --- the other libraries' Adam options -----------------------------------------------------
+# Each library's update transcribed here from its source (float64), independently of refnet's
+# kernels; refnet must follow it to rounding (other operation orders, 30 steps, values of order 1).
+
+ADAM_STEPS = 30
+
+
+def _adam_problem(seed=21, size=6):
+    rng = np.random.default_rng(seed)
+    start = rng.choice([-1.0, 1.0], size) * rng.uniform(1.0, 2.0, size)
+    # Gradients at three scales, so that eps's placement shows (as the conformance kit draws them).
+    grads = [rng.standard_normal(size) * np.array([1.0, 1e-3, 30.0] * (size // 3)) for _ in range(ADAM_STEPS)]
+    return start, grads
+
+
+def _library_run(update, state, start, grads, lr, decoupled_decay=0.0):
+    theta = start.copy()
+    for t, g in enumerate(grads, start=1):
+        theta = theta - theta * decoupled_decay * lr   # Keras: base_optimizer._apply_weight_decay
+        theta = update(theta, g, state, t)
+    return theta
+
+
+def _refnet_run(optimizer, start, grads):
+    theta = start.copy()
+    run(optimizer, [theta], [[g] for g in grads])
+    return theta
+
+
+def optax_adam(lr, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, nesterov=False):
+    """optax/_src/transform.py (commit 2edbcbe) scale_by_adam, lines 281-300, then scale_by_learning_rate;
+    the moments are tree_update_moment(_per_elem_norm) of optax/tree_utils/_tree_math.py, lines 394-439."""
+    def update(theta, g, s, t):
+        s["mu"] = (1 - b1) * g + b1 * s["mu"]
+        s["nu"] = (1 - b2) * g**2 + b2 * s["nu"]
+        if nesterov:
+            mu_hat = b1 * (s["mu"] / (1 - b1 ** (t + 1))) + (1 - b1) * (g / (1 - b1**t))
+        else:
+            mu_hat = s["mu"] / (1 - b1**t)
+        nu_hat = s["nu"] / (1 - b2**t)
+        return theta + -lr * (mu_hat / (np.sqrt(nu_hat + eps_root) + eps))
+    return update
+
+
+def optax_amsgrad(lr, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, bias_correction_mu=True, bias_correction_nu=True):
+    """optax/_src/transform.py (commit 2edbcbe) scale_by_amsgrad, lines 362-385: the maximum of the
+    *corrected* second moment."""
+    def update(theta, g, s, t):
+        s["mu"] = (1 - b1) * g + b1 * s["mu"]
+        s["nu"] = (1 - b2) * g**2 + b2 * s["nu"]
+        mu_hat = s["mu"] / (1 - b1**t) if bias_correction_mu else s["mu"]
+        nu_eff = s["nu"] / (1 - b2**t) if bias_correction_nu else s["nu"]
+        s["nu_max"] = np.maximum(s["nu_max"], nu_eff)
+        return theta + -lr * (mu_hat / (np.sqrt(s["nu_max"] + eps_root) + eps))
+    return update
+
+
+def keras_amsgrad(lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+    """keras/src/optimizers/adam.py (commit 3422977) update_step, lines 103-136, amsgrad=True: the maximum
+    of the uncorrected v, in the epsilon-hat form."""
+    def update(theta, g, s, t):
+        alpha = lr * math.sqrt(1 - beta_2**t) / (1 - beta_1**t)
+        s["m"] = s["m"] + (g - s["m"]) * (1 - beta_1)
+        s["v"] = s["v"] + (g * g - s["v"]) * (1 - beta_2)
+        s["v_hat"] = np.maximum(s["v_hat"], s["v"])
+        return theta - s["m"] * alpha / (np.sqrt(s["v_hat"]) + epsilon)
+    return update
+
+
+def keras_nadam(lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+    """keras/src/optimizers/nadam.py (commit 3422977): _backend_update_step, lines 95-107 (the running
+    product of u, updated before the step), and update_step, lines 109-146."""
+    def update(theta, g, s, t):
+        s["u_product"] = s["u_product"] * beta_1 * (1.0 - 0.5 * 0.96**t)
+        u_t = beta_1 * (1.0 - 0.5 * 0.96**t)
+        u_t_1 = beta_1 * (1.0 - 0.5 * 0.96 ** (t + 1))
+        u_product_t_1 = s["u_product"] * u_t_1
+        s["m"] = s["m"] + (g - s["m"]) * (1 - beta_1)
+        s["v"] = s["v"] + (g * g - s["v"]) * (1 - beta_2)
+        m_hat = u_t_1 * s["m"] / (1 - u_product_t_1) + (1 - u_t) * g / (1 - s["u_product"])
+        v_hat = s["v"] / (1 - beta_2**t)
+        return theta - m_hat * lr / (np.sqrt(v_hat) + epsilon)
+    return update
+
+
+LR, WD = 0.01, 0.1
+ZEROS = lambda *keys: {key: np.zeros(6) for key in keys}  # noqa: E731
+LIBRARY_ADAMS = {
+    "optax adam(eps_root)": (lambda: refnet.Adam(LR, eps_root=1e-6), optax_adam(LR, eps_root=1e-6),
+                             lambda: ZEROS("mu", "nu"), 0.0),
+    "optax nadam": (lambda: refnet.Adam(LR, nesterov=True, momentum_decay=math.inf),
+                    optax_adam(LR, nesterov=True), lambda: ZEROS("mu", "nu"), 0.0),
+    "optax adam(nesterov, eps_root)": (lambda: refnet.Adam(LR, nesterov=True, momentum_decay=math.inf, eps_root=1e-6,
+                                                           beta1=0.8),
+                                       optax_adam(LR, b1=0.8, nesterov=True, eps_root=1e-6),
+                                       lambda: ZEROS("mu", "nu"), 0.0),
+    "optax amsgrad": (lambda: refnet.Adam(LR, amsgrad="corrected"), optax_amsgrad(LR),
+                      lambda: ZEROS("mu", "nu", "nu_max"), 0.0),
+    "optax amsgrad(no mu correction, eps_root)": (
+        lambda: refnet.Adam(LR, amsgrad="corrected", bias_correction=(False, True), eps_root=1e-6),
+        optax_amsgrad(LR, eps_root=1e-6, bias_correction_mu=False), lambda: ZEROS("mu", "nu", "nu_max"), 0.0),
+    "optax amsgrad(paper: no corrections)": (
+        lambda: refnet.Adam(LR, amsgrad="corrected", bias_correction=False),
+        optax_amsgrad(LR, bias_correction_mu=False, bias_correction_nu=False), lambda: ZEROS("mu", "nu", "nu_max"),
+        0.0),
+    "keras Adam(amsgrad)": (lambda: refnet.Adam(LR, amsgrad=True, weight_decay=WD, convention="keras"),
+                            keras_amsgrad(LR), lambda: ZEROS("m", "v", "v_hat"), WD),
+    "keras Nadam": (lambda: refnet.Adam(LR, nesterov=True, weight_decay=WD, convention="keras"), keras_nadam(LR),
+                    lambda: {**ZEROS("m", "v"), "u_product": 1.0}, WD),
+}
+
+
+@pytest.mark.parametrize("name", LIBRARY_ADAMS)
+def test_adam_options_follow_the_libraries_sources(each_backend, name):
+    make, update, state, decay = LIBRARY_ADAMS[name]
+    start, grads = _adam_problem()
+    want = _library_run(update, state(), start, grads, LR, decay)
+    np.testing.assert_allclose(_refnet_run(make(), start, grads), want, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize(("kwargs", "textbook"), [
+    (dict(eps=1e-4, eps_in_sqrt=True), dict(eps=1e-4, eps_in_sqrt=True)),
+    (dict(bias_correction=(True, False)), dict(bias_correction_v=False)),
+    (dict(bias_correction=(False, True), eps=1e-4, eps_in_sqrt=True),
+     dict(bias_correction_m=False, eps=1e-4, eps_in_sqrt=True)),
+    (dict(bias_correction=(False, True), convention="keras"), dict(bias_correction_m=False, eps=1e-7, eps_hat=True)),
+])
+def test_eps_inside_the_root_and_each_bias_correction_follow_the_textbook(each_backend, kwargs, textbook):
+    """Against the conformance kit's textbook Adam (refnet/testing/optimizers.py, written from the formulas)."""
+    from refnet.testing.optimizers import textbook_trajectory
+    start, grads = _adam_problem()
+    settings = dict(beta1=0.9, beta2=0.999, weight_decay=0.0, eps=1e-8, eps_in_sqrt=False, eps_hat=False,
+                    bias_correction_m=True, bias_correction_v=True, decoupled=False)
+    settings.update(textbook)
+    want = textbook_trajectory("adam", settings, start, grads, [LR] * len(grads))[-1]
+    np.testing.assert_allclose(_refnet_run(refnet.Adam(LR, **kwargs), start, grads), want, rtol=1e-12, atol=1e-14)
+
+
+def test_bias_correction_pair_of_equal_flags_is_the_flag(each_backend):
+    start, grads = _adam_problem()
+    for flag in (True, False):
+        assert refnet.Adam(LR, bias_correction=(flag, flag)).settings["bias_correction"] is flag
+        np.testing.assert_array_equal(_refnet_run(refnet.Adam(LR, bias_correction=(flag, flag)), start, grads),
+                                      _refnet_run(refnet.Adam(LR, bias_correction=flag), start, grads))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(g=gradients.filter(lambda x: abs(x) > 1e-2), lr=learning_rates)
+def test_nadam_first_step_closed_form(backend, g, lr):
+    """Step 1 from rest: m = (1 - b1) g, v = (1 - b2) g^2, so v_hat = g^2 and
+    the step theta_0 - theta_1 = lr (mu_2 (1 - b1) / (1 - mu_1 mu_2) + (1 - mu_1) / (1 - mu_1)) g / (|g| + eps)."""
+    b1, psi = 0.9, 0.004
+    mu1, mu2 = (b1 * (1 - 0.5 * 0.96 ** (t * psi)) for t in (1, 2))
+    want = lr * (mu2 * (1 - b1) / (1 - mu1 * mu2) + 1.0) * g / (abs(g) + 1e-8)
+    with refnet.use_backend(backend):
+        got = constant_gradient_steps(refnet.Adam(lr, nesterov=True), [g], 1)[0, 0]
+    assert got == pytest.approx(want, rel=1e-13)
+
+
+def test_amsgrad_divides_by_the_largest_second_moment_so_far(each_backend):
+    """A large gradient then small ones: v decays, AMSGrad's maximum does not, so its steps are smaller
+    than Adam's; with equal gradients v never falls, and AMSGrad is Adam."""
+    spike = [[np.array([10.0])]] + [[np.array([0.1])]] * 20
+    adam = run(refnet.Adam(0.01), [np.zeros(1)], spike)[0]
+    amsgrad = run(refnet.Adam(0.01, amsgrad=True), [np.zeros(1)], spike)[0]
+    assert 0 > amsgrad[0] > adam[0]
+    steady = [[np.array([0.3])]] * 20
+    np.testing.assert_array_equal(run(refnet.Adam(0.01, amsgrad=True), [np.zeros(1)], steady)[0],
+                                  run(refnet.Adam(0.01), [np.zeros(1)], steady)[0])
+
+
 # --- resume -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("cls", "kwargs"), CONFIGS, ids=CONFIG_IDS)
@@ -577,6 +748,22 @@ def test_load_state_dict_refuses_another_configuration():
     (lambda: refnet.Adam(0.1, beta2=-0.1), ValueError, "beta2"),
     (lambda: refnet.Adam(0.1, eps=-1e-8), ValueError, "eps"),
     (lambda: refnet.Adam(0.1, decoupled="yes"), TypeError, "decoupled must be True or False"),
+    (lambda: refnet.Adam(0.1, eps_root=-1e-8), ValueError, "eps_root must be >= 0"),
+    (lambda: refnet.Adam(0.1, eps_in_sqrt=1), TypeError, "eps_in_sqrt must be True or False"),
+    (lambda: refnet.Adam(0.1, eps_in_sqrt=True, eps_root=1e-8), ValueError, "eps_in_sqrt=True puts eps inside"),
+    (lambda: refnet.Adam(0.1, eps=0.0), ValueError, "eps must be positive unless eps_root"),
+    (lambda: refnet.Adam(0.1, eps_hat=True, eps_root=1e-8), ValueError, "eps_hat=True"),
+    (lambda: refnet.Adam(0.1, amsgrad="corrected", convention="keras"), ValueError, "eps_hat=True"),
+    (lambda: refnet.Adam(0.1, bias_correction=(True,)), ValueError, "bias_correction must be True, False or a pair"),
+    (lambda: refnet.Adam(0.1, bias_correction=(True, "no")), TypeError, r"bias_correction\[1\] must be True"),
+    (lambda: refnet.Adam(0.1, bias_correction="m"), TypeError, "bias_correction"),
+    (lambda: refnet.Adam(0.1, amsgrad="max"), TypeError, "amsgrad"),
+    (lambda: refnet.Adam(0.1, amsgrad=True, convention="lee"), ValueError, "'lee' convention"),
+    (lambda: refnet.Adam(0.1, nesterov=True, convention="lee"), ValueError, "'lee' convention"),
+    (lambda: refnet.Adam(0.1, momentum_decay=0.004), ValueError, "momentum_decay .* needs nesterov=True"),
+    (lambda: refnet.Adam(0.1, nesterov=True, momentum_decay=-1), ValueError, "momentum_decay must be >= 0"),
+    (lambda: refnet.Adam(0.1, nesterov=True, momentum_decay=float("nan")), ValueError, "momentum_decay must be"),
+    (lambda: refnet.Adam(0.1, nesterov="yes"), TypeError, "nesterov must be True or False"),
     (lambda: refnet.Adagrad(0.1, initial_accumulator=-1), ValueError, "initial_accumulator"),
     (lambda: refnet.Adagrad(0.1, convention="tf"), ValueError, "convention must be one of"),
     (lambda: refnet.SGD(0.1, l1=-1), ValueError, "l1"),
@@ -828,7 +1015,8 @@ def test_none_means_the_presets_value_for_every_hyper_parameter(make):
      lambda: refnet.RMSProp(0.01, eps=0.0, convention="keras")],
 )
 def test_eps_zero_is_refused_outside_lees_root_form(make):
-    with pytest.raises(ValueError, match="eps must be positive unless root_state=True"):
+    # Adam's own way out is optax's eps_root inside the root.
+    with pytest.raises(ValueError, match="eps must be positive unless (root_state=True|eps_root > 0)"):
         make()
 
 

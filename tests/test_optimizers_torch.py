@@ -42,12 +42,34 @@ CASES = [
      dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
     (lambda: refnet.Adam(1e-2, weight_decay=0.1, decoupled=True), "AdamW", dict(lr=1e-2, weight_decay=0.1)),
     (lambda: refnet.Adam(1e-2, weight_decay=0.01, decoupled=True), "AdamW", dict(lr=1e-2)),  # AdamW's default
+    # AMSGrad: PyTorch keeps the maximum of the uncorrected v and corrects it as v.
+    (lambda: refnet.Adam(1e-2, amsgrad=True), "Adam", dict(lr=1e-2, amsgrad=True)),
+    (lambda: refnet.Adam(1e-2, amsgrad=True, weight_decay=0.1), "Adam", dict(lr=1e-2, amsgrad=True, weight_decay=0.1)),
+    (lambda: refnet.Adam(1e-2, amsgrad=True, weight_decay=0.1, decoupled=True), "AdamW",
+     dict(lr=1e-2, amsgrad=True, weight_decay=0.1)),
+    # NAdam: momentum schedule mu_t = beta1 (1 - 0.96^(t psi) / 2), coupled or decoupled decay.
+    (lambda: refnet.Adam(2e-3, nesterov=True), "NAdam", dict(lr=2e-3)),
+    (lambda: refnet.Adam(2e-3, beta1=0.8, nesterov=True, momentum_decay=0.05, weight_decay=0.1), "NAdam",
+     dict(lr=2e-3, betas=(0.8, 0.999), momentum_decay=0.05, weight_decay=0.1)),
+    (lambda: refnet.Adam(2e-3, nesterov=True, weight_decay=0.1, decoupled=True), "NAdam",
+     dict(lr=2e-3, weight_decay=0.1, decoupled_weight_decay=True)),
 ]
 IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in kwargs.items())}" for _, name, kwargs in CASES]
 
 
 def compare(make, torch_name, torch_kwargs, start, seed):
     """Run both for STEPS steps on the same gradients; return the worst error after each step."""
+    # torch keeps its scalar state (the step, NAdam's running product of mu) in the default
+    # dtype: float32 unless set, which would round NAdam's product; refnet keeps it in double.
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        return _compare(make, torch_name, torch_kwargs, start, seed)
+    finally:
+        torch.set_default_dtype(default)
+
+
+def _compare(make, torch_name, torch_kwargs, start, seed):
     rng = np.random.default_rng(seed)
     ours = [start.copy(), start[::-1].copy()]
     theirs = [torch.tensor(p.copy(), requires_grad=True) for p in ours]
@@ -94,3 +116,5 @@ def test_torch_defaults_are_the_torch_presets():
     assert refnet.RMSProp(0.01).settings["eps"] == torch.optim.RMSprop([torch.zeros(1)]).defaults["eps"]
     assert refnet.Adagrad(0.01).settings["eps"] == torch.optim.Adagrad([torch.zeros(1)]).defaults["eps"]
     assert refnet.Adam(0.01).settings["eps"] == torch.optim.Adam([torch.zeros(1)]).defaults["eps"]
+    nadam = torch.optim.NAdam([torch.zeros(1)]).defaults
+    assert refnet.Adam(0.01, nesterov=True).settings["momentum_decay"] == nadam["momentum_decay"]

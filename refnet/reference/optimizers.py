@@ -49,9 +49,15 @@ the notes here say which part of each source this module follows.
   :math:`\hat\varepsilon` form before its section 2.1.
 * [Loshchilov] I. Loshchilov and F. Hutter, "Decoupled Weight Decay
   Regularization", ICLR 2019 (AdamW).
+* [Reddi] S. J. Reddi, S. Kale and S. Kumar, "On the Convergence of Adam and
+  Beyond", ICLR 2018 (AMSGrad).
+* [Dozat] T. Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016
+  workshop (NAdam).
+* [Optax] optax source, ``optax/_src/alias.py`` and ``transform.py``
+  (``scale_by_adam``, ``scale_by_amsgrad``, ``scale_by_rms``).
 * [Torch] PyTorch documentation of ``torch.optim.SGD``, ``Adagrad``, ``RMSprop``,
-  ``Adam`` and ``AdamW`` (the algorithms given there in pseudo-code).
-* [Keras] Keras 3 source, ``keras/src/optimizers/{sgd,adagrad,rmsprop,adam}.py``
+  ``Adam``, ``AdamW`` and ``NAdam`` (the algorithms given there in pseudo-code).
+* [Keras] Keras 3 source, ``keras/src/optimizers/{sgd,adagrad,rmsprop,adam,nadam}.py``
   and ``base_optimizer.py`` (``_apply_weight_decay``).
 """
 
@@ -206,10 +212,11 @@ def rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight, 
     return param
 
 
-def adam(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps,
-         bias_correction1, bias_correction2, eps_hat, l2, l1, keep):
-    r"""Adam [KingmaBa]_, Algorithm 1 (also Lee's slide and PyTorch), or its
-    :math:`\hat\varepsilon` form (Keras).
+def adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps_in, eps_out,
+         bias_correction1, bias_correction2, eps_hat, correct_first, amsgrad_corrected, nesterov,
+         mu, mu_next, bias_correction1_next, l2, l1, keep):
+    r"""Adam [KingmaBa]_, Algorithm 1 (also Lee's slide and PyTorch), its
+    :math:`\hat\varepsilon` form (Keras), AMSGrad [Reddi]_ and Nesterov-Adam [Dozat]_.
 
     .. math:: m \leftarrow m + (1-\beta_1)(g - m), \qquad
               v \leftarrow \beta_2 v + (1-\beta_2)\,g^2
@@ -217,28 +224,73 @@ def adam(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps,
     (:math:`m` in PyTorch's and Keras' ``lerp`` form, equal to
     :math:`\beta_1 m + (1-\beta_1) g`).  With :math:`c_1 = 1-\beta_1^t`,
     :math:`c_2 = 1-\beta_2^t` (``bias_correction1/2``, computed once per step; 1
-    to switch bias correction off), Algorithm 1,
+    to switch a bias correction off), Algorithm 1,
     :math:`\theta \leftarrow \theta - \eta\,\hat m / (\sqrt{\hat v} + \varepsilon)` with
     :math:`\hat m = m/c_1`, :math:`\hat v = v/c_2`, in PyTorch's order of operations:
 
     .. math:: \theta \leftarrow \theta - \frac{(\eta / c_1)\, m}{\sqrt{v}/\sqrt{c_2} + \varepsilon}
 
-    and with ``eps_hat`` (Keras, scikit-learn), :math:`\hat\varepsilon` added
-    to the uncorrected root:
+    With ``correct_first`` :math:`\hat v` is formed before the root, with
+    :math:`\varepsilon_\text{in}` inside it and :math:`\varepsilon_\text{out}` outside
+    (optax's ``eps_root`` and ``eps``, ε inside the root as RMSProp's ``eps_in_sqrt``;
+    optax, PyTorch's ``NAdam`` and Keras' ``Nadam`` divide before the root):
+
+    .. math:: \theta \leftarrow \theta - \frac{(\eta / c_1)\, m}
+              {\sqrt{v / c_2 + \varepsilon_\text{in}} + \varepsilon_\text{out}}
+
+    (without ``correct_first``, :math:`\varepsilon_\text{in} = 0` and :math:`\varepsilon = \varepsilon_\text{out}`).
+    With ``eps_hat`` (Keras, scikit-learn), :math:`\hat\varepsilon` is added to the
+    uncorrected root and the correction folded into the step size:
 
     .. math:: \theta \leftarrow \theta - \frac{\eta_t\, m}{\sqrt{v} + \hat\varepsilon},
               \qquad \eta_t = \eta\,\sqrt{c_2} / c_1
 
+    AMSGrad (a non-empty ``max_exp_avg_sq``, :math:`\bar v`) divides by the largest
+    second moment so far instead of :math:`v`: PyTorch and Keras keep the maximum of
+    the uncorrected :math:`v` and correct it as :math:`v` above,
+    :math:`\bar v \leftarrow \max(\bar v, v)`; optax (``amsgrad_corrected``) keeps the
+    maximum of the corrected one, :math:`\bar v \leftarrow \max(\bar v, v/c_2)`, used as
+    :math:`\hat v` itself: :math:`d = \sqrt{\bar v + \varepsilon_\text{in}} + \varepsilon_\text{out}`.
+
+    Nesterov-Adam (``nesterov``) replaces :math:`\hat m` by a look-ahead mixing the new
+    moment and the gradient, with momentum coefficients :math:`\mu_t` (``mu``),
+    :math:`\mu_{t+1}` (``mu_next``) and their running products
+    :math:`c_1 = 1 - \prod_{i \le t}\mu_i`, :math:`c_1' = 1 - \prod_{i \le t+1}\mu_i`
+    (``bias_correction1_next``; 1 for both without bias correction of :math:`m`):
+
+    .. math:: \hat m = \frac{\mu_{t+1}}{c_1'}\, m + \frac{1 - \mu_t}{c_1}\, g
+
+    PyTorch's ``NAdam`` and Keras' ``Nadam`` schedule
+    :math:`\mu_t = \beta_1 (1 - \tfrac12\, 0.96^{t\psi})`; optax's ``nadam`` (Dozat's)
+    has :math:`\mu_t = \beta_1`.  The step is
+    :math:`\theta \leftarrow \theta - (\eta\,\hat m)/d`, the scalars
+    :math:`\eta\mu_{t+1}/c_1'` and :math:`\eta(1-\mu_t)/c_1` computed once per step.
+
     Coupled L2 here is Adam's ``weight_decay``; decoupled decay (``keep``) is AdamW [Loshchilov]_.
     """
     g = _regularised(param, grad, l2, l1, keep)
+    scale = lr * math.sqrt(bias_correction2) if eps_hat else lr
     if eps_hat:
-        step_size, root_c2 = lr * math.sqrt(bias_correction2) / bias_correction1, 1.0
+        bias_correction2 = 1.0   # folded into the step size
+    if nesterov:
+        coefficient_m = scale * mu_next / bias_correction1_next
+        coefficient_g = scale * (1 - mu) / bias_correction1
     else:
-        step_size, root_c2 = lr / bias_correction1, math.sqrt(bias_correction2)
+        coefficient_m = scale / bias_correction1
     exp_avg += (1 - beta1) * (g - exp_avg)
     exp_avg_sq *= beta2
     exp_avg_sq += (1 - beta2) * g * g
-    denominator = np.sqrt(exp_avg_sq) / root_c2 + eps
-    param -= step_size * exp_avg / _nonzero(denominator)
+    second = exp_avg_sq
+    if max_exp_avg_sq.size:
+        np.maximum(max_exp_avg_sq, exp_avg_sq / bias_correction2 if amsgrad_corrected else exp_avg_sq,
+                   out=max_exp_avg_sq)
+        second = max_exp_avg_sq
+    if max_exp_avg_sq.size and amsgrad_corrected:
+        denominator = np.sqrt(second + eps_in) + eps_out
+    elif correct_first:
+        denominator = np.sqrt(second / bias_correction2 + eps_in) + eps_out
+    else:
+        denominator = np.sqrt(second) / math.sqrt(bias_correction2) + eps_out
+    numerator = coefficient_m * exp_avg + coefficient_g * g if nesterov else coefficient_m * exp_avg
+    param -= numerator / _nonzero(denominator)
     return param

@@ -1,0 +1,65 @@
+"""Parity with optax itself (float64, 100 steps), where optax and JAX are installed.
+
+Skipped otherwise (``pip install optax jax jaxlib``: ~30 s and ~600 MB, so not part of CI; the
+same updates are checked against transcriptions of optax's source in tests/test_optimizers.py).
+XLA may fuse a multiply and an add, refnet does not: the two differ by a few ulp of the terms of
+each update, so parameters start in ±[2, 3], away from 0, and must agree to 1e-12 relative.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+import refnet
+
+optax = pytest.importorskip("optax")
+jax = pytest.importorskip("jax")
+
+STEPS = 100
+SIZE = 64
+
+CASES = {
+    "adam(eps_root)": (lambda: refnet.Adam(1e-2, eps_root=1e-6), lambda: optax.adam(1e-2, eps_root=1e-6)),
+    "nadam": (lambda: refnet.Adam(1e-2, nesterov=True, momentum_decay=math.inf), lambda: optax.nadam(1e-2)),
+    "adam(nesterov, b1=0.8)": (lambda: refnet.Adam(1e-2, beta1=0.8, nesterov=True, momentum_decay=math.inf),
+                               lambda: optax.adam(1e-2, b1=0.8, nesterov=True)),
+    "amsgrad": (lambda: refnet.Adam(1e-2, amsgrad="corrected"), lambda: optax.amsgrad(1e-2)),
+    "amsgrad(eps_root, no mu correction)": (
+        lambda: refnet.Adam(1e-2, amsgrad="corrected", eps_root=1e-6, bias_correction=(False, True)),
+        lambda: optax.amsgrad(1e-2, eps_root=1e-6, bias_correction_mu=False)),
+    "adamw": (lambda: refnet.Adam(1e-2, weight_decay=0.1, decoupled=True),
+              lambda: optax.adamw(1e-2, weight_decay=0.1)),
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def float64_jax():
+    enabled = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", enabled)
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+@pytest.mark.parametrize("name", CASES)
+def test_parity_with_optax(backend, name):
+    make, make_optax = CASES[name]
+    rng = np.random.default_rng(7)
+    start = rng.choice([-1.0, 1.0], SIZE) * rng.uniform(2.0, 3.0, SIZE)
+    ours = start.copy()
+    transformation = make_optax()
+    theirs = jax.numpy.asarray(start)
+    state = transformation.init(theirs)
+    worst = 0.0
+    with refnet.use_backend(backend):
+        optimizer = make()
+        for _ in range(STEPS):
+            g = rng.standard_normal(SIZE)
+            optimizer.step([ours], [g])
+            updates, state = transformation.update(jax.numpy.asarray(g), state, theirs)
+            theirs = optax.apply_updates(theirs, updates)
+            want = np.asarray(theirs)
+            assert want.dtype == np.float64
+            worst = max(worst, float(np.max(np.abs(ours - want) / np.abs(want))))
+    assert worst <= 1e-12, worst
