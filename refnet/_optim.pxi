@@ -155,21 +155,23 @@ cdef void _rmsprop_variant(floating* param, const floating* grad, floating* squa
                            floating* grad_avg, floating* momentum_buffer, floating lr,
                            floating old_weight, floating new_weight, floating momentum,
                            floating eps_in, floating eps_out, floating gain, floating scale,
-                           floating l2, floating l1, bint penalised, floating keep, Py_ssize_t start,
-                           Py_ssize_t stop, bint root_state, bint centered, bint with_momentum) noexcept nogil:
+                           floating c, floating l2, floating l1, bint penalised, floating keep,
+                           Py_ssize_t start, Py_ssize_t stop, bint root_state, bint centered,
+                           bint with_momentum, bint nesterov, bint corrected) noexcept nogil:
     """v := a v + b g^2 (or sigma := sqrt(a sigma^2 + b g^2), scaled by powers of two);  theta := keep * theta - lr * g / d (or through the buffer)
 
     The loops are in _vmath.h, one per variant, cloned per instruction set like Adam's.
     """
-    cdef int variant = refnet_rmsprop_variant(penalised, root_state, centered, with_momentum)
+    cdef int variant = refnet_rmsprop_variant(penalised, root_state, centered, with_momentum, nesterov,
+                                              corrected)
     if floating is float:
         refnet_rmsprop_float(variant, param, grad, square_avg, grad_avg, momentum_buffer, lr,
-                             old_weight, new_weight, momentum, eps_in, eps_out, gain, scale, l2, l1,
-                             keep, start, stop)
+                             old_weight, new_weight, momentum, eps_in, eps_out, gain, scale, c, l2,
+                             l1, keep, start, stop)
     else:
         refnet_rmsprop_double(variant, param, grad, square_avg, grad_avg, momentum_buffer, lr,
-                              old_weight, new_weight, momentum, eps_in, eps_out, gain, scale, l2, l1,
-                              keep, start, stop)
+                              old_weight, new_weight, momentum, eps_in, eps_out, gain, scale, c, l2,
+                              l1, keep, start, stop)
 
 
 cdef void _adam_variant(floating* param, const floating* grad, floating* exp_avg,
@@ -225,13 +227,16 @@ def sgd_momentum(floating[::1] param, const floating[::1] grad, floating[::1] bu
 
 def rmsprop(floating[::1] param, const floating[::1] grad, floating[::1] square_avg,
             floating[::1] grad_avg, floating[::1] momentum_buffer, double lr, double old_weight,
-            double new_weight, double momentum, double eps, bint eps_in_sqrt,
-            bint lr_in_momentum, bint root_state, double l2, double l1, double keep):
+            double new_weight, double momentum, bint nesterov, double eps, bint eps_in_sqrt,
+            bint lr_in_momentum, bint root_state, double bias_correction, double l2, double l1,
+            double keep):
     cdef Py_ssize_t n = param.shape[0], blocks = _blocks(n), block
     cdef bint centered = grad_avg.shape[0] != 0
     cdef bint with_momentum = momentum_buffer.shape[0] != 0
     # Lee's root state keeps eps outside the root whatever eps_in_sqrt says (see the reference).
     cdef bint inside = eps_in_sqrt and not root_state
+    # Dividing by 1 changes no bit: the loop without the division serves it (and Lee's root state).
+    cdef bint corrected = bias_correction != 1 and not root_state
     cdef floating eps_in = <floating>(eps if inside else 0.0)
     cdef floating eps_out = <floating>(0.0 if inside else eps)
     cdef floating gain = <floating>(lr if lr_in_momentum else 1.0)
@@ -242,10 +247,10 @@ def rmsprop(floating[::1] param, const floating[::1] grad, floating[::1] square_
                         use_threads_if=blocks > 1):
         _rmsprop_variant(&param[0], &grad[0], &square_avg[0], avg_ptr, buffer_ptr, <floating>lr,
                          <floating>old_weight, <floating>new_weight, <floating>momentum, eps_in,
-                         eps_out, gain, scale, <floating>l2, <floating>l1, l2 != 0 or l1 != 0,
-                         <floating>keep,
+                         eps_out, gain, scale, <floating>bias_correction, <floating>l2,
+                         <floating>l1, l2 != 0 or l1 != 0, <floating>keep,
                          _block_start(n, blocks, block), _block_start(n, blocks, block + 1),
-                         root_state, centered, with_momentum)
+                         root_state, centered, with_momentum, nesterov and with_momentum, corrected)
     return param.base
 
 

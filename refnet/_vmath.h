@@ -230,9 +230,10 @@ typedef void (*refnet_adam_d)(double*, const double*, double*, double*, double*,
    g := g + l2 theta + l1 sgn(theta) where penalised;
    root state (Lee): s := sqrt(a (s/2^e)^2 + b (|g|/2^e)^2) 2^e with 2^e the binade of
    s + |g| clipped to keep both powers normal, d := s + eps_out;  otherwise
-   v := a v + b g^2 (centered: minus the square of g_bar := a g_bar + b g, floored at 0),
-   d := sqrt(v + eps_in) + eps_out;  n := g / max(d, tiny);
-   with momentum: B := mu B + gain n, theta := keep theta - scale B; else theta := keep theta - lr n. */
+   v := a v + b g^2 (corrected: divided by c; centered: minus the square of g_bar := a g_bar + b g,
+   divided by c where corrected, floored at 0), d := sqrt(v + eps_in) + eps_out;  n := g / max(d, tiny);
+   with momentum: B := mu B + gain n, theta := keep theta - scale B (Nesterov: scale (mu B + gain n));
+   else theta := keep theta - lr n. */
 /* down = 2^-e and up = 2^e where m = f 2^e, f in [0.5, 1) (np.frexp), m >= 0 clipped to
    [2^-bias, TOP] first so that both are normal (as the reference does).  From the exponent
    field with integer and/add/subtract, which vectorise where frexp and ldexp do not: for a
@@ -250,10 +251,10 @@ typedef void (*refnet_adam_d)(double*, const double*, double*, double*, double*,
         memcpy(&(up), &power_, sizeof power_);                                              \
     }
 #define REFNET_RMSPROP(name, T, U, SQRT, TINY, TOP, MASK, DOWN_BASE, UNIT, penalised, root_state, \
-                       centered, with_momentum, attr)                                       \
+                       centered, with_momentum, nesterov, corrected, attr)                  \
     attr static void name(T* param, const T* grad, T* square_avg, T* grad_avg,               \
                           T* momentum_buffer, T lr, T old_weight, T new_weight, T momentum, \
-                          T eps_in, T eps_out, T gain, T scale, T l2, T l1, T keep,         \
+                          T eps_in, T eps_out, T gain, T scale, T c, T l2, T l1, T keep,    \
                           ptrdiff_t start, ptrdiff_t stop) {                                \
         for (ptrdiff_t i = start; i < stop; i++) {                                          \
             T theta = param[i];                                                             \
@@ -277,11 +278,12 @@ typedef void (*refnet_adam_d)(double*, const double*, double*, double*, double*,
             } else {                                                                        \
                 T v = old_weight * square_avg[i] + new_weight * g * g;                      \
                 square_avg[i] = v;                                                          \
-                T variance = v;                                                             \
+                T variance = corrected ? v / c : v;                                         \
                 if (centered) {                                                             \
                     T g_bar = old_weight * grad_avg[i] + new_weight * g;                    \
                     grad_avg[i] = g_bar;                                                    \
-                    variance = v - g_bar * g_bar;                                           \
+                    if (corrected) g_bar = g_bar / c;                                       \
+                    variance = variance - g_bar * g_bar;                                    \
                     variance = variance < 0 ? (T)0 : variance;                              \
                 }                                                                           \
                 d = SQRT(variance + eps_in) + eps_out;                                      \
@@ -290,49 +292,57 @@ typedef void (*refnet_adam_d)(double*, const double*, double*, double*, double*,
             if (with_momentum) {                                                            \
                 T b = momentum * momentum_buffer[i] + gain * normalised;                    \
                 momentum_buffer[i] = b;                                                     \
-                param[i] = keep * theta - scale * b;                                        \
+                param[i] = keep * theta - scale * (nesterov ? momentum * b + gain * normalised : b); \
             } else {                                                                        \
                 param[i] = keep * theta - lr * normalised;                                  \
             }                                                                               \
         }                                                                                   \
     }
 
-#define REFNET_RMSPROP_F(name, pen, root, cen, mom, attr)                                   \
+#define REFNET_RMSPROP_F(name, pen, root, cen, mom, nes, cor, attr)                        \
     REFNET_RMSPROP(name, float, uint32_t, sqrtf, FLT_TRUE_MIN, 0x1p125f, 0x7F800000u,      \
-                   0x7E800000u, 0x00800000u, pen, root, cen, mom, attr)
-#define REFNET_RMSPROP_D(name, pen, root, cen, mom, attr)                                   \
+                   0x7E800000u, 0x00800000u, pen, root, cen, mom, nes, cor, attr)
+#define REFNET_RMSPROP_D(name, pen, root, cen, mom, nes, cor, attr)                        \
     REFNET_RMSPROP(name, double, uint64_t, sqrt, DBL_TRUE_MIN, 0x1p1021, 0x7FF0000000000000u, \
-                   0x7FD0000000000000u, 0x0010000000000000u, pen, root, cen, mom, attr)
+                   0x7FD0000000000000u, 0x0010000000000000u, pen, root, cen, mom, nes, cor, attr)
 
 typedef void (*refnet_rmsprop_f)(float*, const float*, float*, float*, float*, float, float, float,
-                                 float, float, float, float, float, float, float, float,
+                                 float, float, float, float, float, float, float, float, float,
                                  ptrdiff_t, ptrdiff_t);
 typedef void (*refnet_rmsprop_d)(double*, const double*, double*, double*, double*, double, double,
                                  double, double, double, double, double, double, double, double,
-                                 double, ptrdiff_t, ptrdiff_t);
+                                 double, double, ptrdiff_t, ptrdiff_t);
 
-/* The variants in the order refnet_rmsprop_variant numbers them: penalised * 6 + one of
-   (root), (root, momentum), (), (momentum), (centered), (centered, momentum). */
+/* The variants in the order refnet_rmsprop_variant numbers them: penalised * 15 + one of
+   (root), (root, momentum), (root, momentum, nesterov), then for the average v, uncorrected
+   and corrected: (), (momentum), (momentum, nesterov), (centered), (centered, momentum),
+   (centered, momentum, nesterov). */
+#define REFNET_RMSPROP_V(S, T, suffix, pen, first, cor, attr)                               \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##first##0_##suffix, pen, 0, 0, 0, 0, cor, attr)   \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##first##1_##suffix, pen, 0, 0, 1, 0, cor, attr)   \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##first##2_##suffix, pen, 0, 0, 1, 1, cor, attr)   \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##first##3_##suffix, pen, 0, 1, 0, 0, cor, attr)   \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##first##4_##suffix, pen, 0, 1, 1, 0, cor, attr)   \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##first##5_##suffix, pen, 0, 1, 1, 1, cor, attr)
+#define REFNET_RMSPROP_PEN(S, T, suffix, pen, attr)                                         \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##pen##r0_##suffix, pen, 1, 0, 0, 0, 0, attr)      \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##pen##r1_##suffix, pen, 1, 0, 1, 0, 0, attr)      \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##pen##r2_##suffix, pen, 1, 0, 1, 1, 0, attr)      \
+    REFNET_RMSPROP_V(S, T, suffix, pen, pen##u, 0, attr)                                    \
+    REFNET_RMSPROP_V(S, T, suffix, pen, pen##c, 1, attr)
 #define REFNET_RMSPROP_ALL(S, T, suffix, attr)                                              \
-    REFNET_RMSPROP_##S(refnet_rmsprop_##T##0_##suffix, 0, 1, 0, 0, attr)                    \
-    REFNET_RMSPROP_##S(refnet_rmsprop_##T##1_##suffix, 0, 1, 0, 1, attr)                    \
-    REFNET_RMSPROP_##S(refnet_rmsprop_##T##2_##suffix, 0, 0, 0, 0, attr)                    \
-    REFNET_RMSPROP_##S(refnet_rmsprop_##T##3_##suffix, 0, 0, 0, 1, attr)                    \
-    REFNET_RMSPROP_##S(refnet_rmsprop_##T##4_##suffix, 0, 0, 1, 0, attr)                    \
-    REFNET_RMSPROP_##S(refnet_rmsprop_##T##5_##suffix, 0, 0, 1, 1, attr)                    \
-    REFNET_RMSPROP_##S(refnet_rmsprop_##T##6_##suffix, 1, 1, 0, 0, attr)                    \
-    REFNET_RMSPROP_##S(refnet_rmsprop_##T##7_##suffix, 1, 1, 0, 1, attr)                    \
-    REFNET_RMSPROP_##S(refnet_rmsprop_##T##8_##suffix, 1, 0, 0, 0, attr)                    \
-    REFNET_RMSPROP_##S(refnet_rmsprop_##T##9_##suffix, 1, 0, 0, 1, attr)                    \
-    REFNET_RMSPROP_##S(refnet_rmsprop_##T##10_##suffix, 1, 0, 1, 0, attr)                   \
-    REFNET_RMSPROP_##S(refnet_rmsprop_##T##11_##suffix, 1, 0, 1, 1, attr)
+    REFNET_RMSPROP_PEN(S, T, suffix, 0, attr)                                               \
+    REFNET_RMSPROP_PEN(S, T, suffix, 1, attr)
+#define REFNET_RMSPROP_V_LIST(T, first, suffix)                                             \
+    refnet_rmsprop_##T##first##0_##suffix, refnet_rmsprop_##T##first##1_##suffix,          \
+    refnet_rmsprop_##T##first##2_##suffix, refnet_rmsprop_##T##first##3_##suffix,          \
+    refnet_rmsprop_##T##first##4_##suffix, refnet_rmsprop_##T##first##5_##suffix
+#define REFNET_RMSPROP_PEN_LIST(T, pen, suffix)                                             \
+    refnet_rmsprop_##T##pen##r0_##suffix, refnet_rmsprop_##T##pen##r1_##suffix,            \
+    refnet_rmsprop_##T##pen##r2_##suffix, REFNET_RMSPROP_V_LIST(T, pen##u, suffix),         \
+    REFNET_RMSPROP_V_LIST(T, pen##c, suffix)
 #define REFNET_RMSPROP_LIST(T, suffix)                                                      \
-    {refnet_rmsprop_##T##0_##suffix, refnet_rmsprop_##T##1_##suffix,                        \
-     refnet_rmsprop_##T##2_##suffix, refnet_rmsprop_##T##3_##suffix,                        \
-     refnet_rmsprop_##T##4_##suffix, refnet_rmsprop_##T##5_##suffix,                        \
-     refnet_rmsprop_##T##6_##suffix, refnet_rmsprop_##T##7_##suffix,                        \
-     refnet_rmsprop_##T##8_##suffix, refnet_rmsprop_##T##9_##suffix,                        \
-     refnet_rmsprop_##T##10_##suffix, refnet_rmsprop_##T##11_##suffix}
+    {REFNET_RMSPROP_PEN_LIST(T, 0, suffix), REFNET_RMSPROP_PEN_LIST(T, 1, suffix)}
 
 /* No `restrict`: the elementwise kernels may run in place (out == z); the compiler
    checks for overlap at run time and vectorises either way. */
@@ -354,8 +364,8 @@ typedef struct {
     void (*exp_shifted_d)(const double*, double, double*, ptrdiff_t);
     refnet_adam_f adam_f[20];         /* numbered by refnet_adam_variant */
     refnet_adam_d adam_d[20];
-    refnet_rmsprop_f rmsprop_f[12];   /* numbered by refnet_rmsprop_variant */
-    refnet_rmsprop_d rmsprop_d[12];
+    refnet_rmsprop_f rmsprop_f[30];   /* numbered by refnet_rmsprop_variant */
+    refnet_rmsprop_d rmsprop_d[30];
 } refnet_vmath_table;
 
 #define REFNET_TABLE(suffix, attr)                                                          \
@@ -445,19 +455,22 @@ static inline void refnet_adam_double(int variant, double* param, const double* 
                                  keep, start, stop);
 }
 
-/* The index of an RMSProp/Adagrad variant in the table (root state is never centered). */
-static inline int refnet_rmsprop_variant(int penalised, int root_state, int centered, int with_momentum) {
-    int variant = root_state ? (with_momentum ? 1 : 0) : 2 + 2 * (centered != 0) + (with_momentum != 0);
-    return 6 * (penalised != 0) + variant;
+/* The index of an RMSProp/Adagrad variant in the table (root state is never centered nor
+   corrected; Nesterov needs momentum). */
+static inline int refnet_rmsprop_variant(int penalised, int root_state, int centered, int with_momentum,
+                                         int nesterov, int corrected) {
+    int step = with_momentum ? 1 + (nesterov != 0) : 0;
+    int variant = root_state ? step : 3 + 6 * (corrected != 0) + 3 * (centered != 0) + step;
+    return 15 * (penalised != 0) + variant;
 }
 
 static inline void refnet_rmsprop_float(int variant, float* param, const float* grad, float* square_avg,
                                         float* grad_avg, float* momentum_buffer, float lr,
                                         float old_weight, float new_weight, float momentum,
-                                        float eps_in, float eps_out, float gain, float scale,
+                                        float eps_in, float eps_out, float gain, float scale, float c,
                                         float l2, float l1, float keep, ptrdiff_t start, ptrdiff_t stop) {
     refnet_vmath.rmsprop_f[variant](param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight,
-                                    new_weight, momentum, eps_in, eps_out, gain, scale, l2, l1, keep,
+                                    new_weight, momentum, eps_in, eps_out, gain, scale, c, l2, l1, keep,
                                     start, stop);
 }
 
@@ -465,10 +478,11 @@ static inline void refnet_rmsprop_double(int variant, double* param, const doubl
                                          double* square_avg, double* grad_avg,
                                          double* momentum_buffer, double lr, double old_weight,
                                          double new_weight, double momentum, double eps_in,
-                                         double eps_out, double gain, double scale, double l2,
-                                         double l1, double keep, ptrdiff_t start, ptrdiff_t stop) {
+                                         double eps_out, double gain, double scale, double c,
+                                         double l2, double l1, double keep, ptrdiff_t start,
+                                         ptrdiff_t stop) {
     refnet_vmath.rmsprop_d[variant](param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight,
-                                    new_weight, momentum, eps_in, eps_out, gain, scale, l2, l1, keep,
+                                    new_weight, momentum, eps_in, eps_out, gain, scale, c, l2, l1, keep,
                                     start, stop);
 }
 

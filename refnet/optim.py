@@ -620,8 +620,8 @@ class Adagrad(Optimizer):
         s = self.settings
         (key,) = self._state_keys()
         unused = param[:0]
-        active().rmsprop(param, grad, state[key], unused, unused, lr, 1.0, 1.0, 0.0, s["eps"],
-                         s["eps_in_sqrt"], False, s["root_state"], l2, l1, keep)
+        active().rmsprop(param, grad, state[key], unused, unused, lr, 1.0, 1.0, 0.0, False, s["eps"],
+                         s["eps_in_sqrt"], False, s["root_state"], 1.0, l2, l1, keep)
 
 
 def _check_eps(s, root_state=False):
@@ -662,6 +662,10 @@ class RMSProp(Optimizer):
     :math:`B \leftarrow \mu B + \eta g/d,\ \theta \leftarrow \theta - B` (``lr_in_momentum``,
     Keras).  ``centered`` (PyTorch, Keras; refused under ``"lee"``) divides by the
     root of :math:`v - \bar g^2`, :math:`\bar g` the running mean of :math:`g`.
+    optax's options: ``nesterov`` (:math:`\theta \leftarrow \theta - \eta(\mu B + g/d)`,
+    optax's ``rmsprop(nesterov=True)`` with ``lr_in_momentum=True``, as optax's trace follows
+    the learning rate) and ``bias_correction``, dividing :math:`v` (and :math:`\bar g`) by
+    :math:`1 - \alpha^t` before the root; both off in every convention unless given.
 
     First step from rest with a gradient :math:`g`: Lee :math:`\eta\operatorname{sgn} g`;
     PyTorch :math:`\eta g / (\sqrt{1-\alpha}\,|g| + \varepsilon) \approx 10\eta`;
@@ -679,6 +683,11 @@ class RMSProp(Optimizer):
         Momentum :math:`\mu` on the scaled step.
     centered : bool, default False
         Divide by the root of :math:`v - \bar g^2` (refused under ``"lee"``).
+    nesterov : bool, default False
+        Nesterov's look-ahead on the momentum buffer (needs ``momentum > 0``; refused under ``"lee"``).
+    bias_correction : bool, default False
+        Divide the running averages by :math:`1 - \alpha^t` (optax; not with Lee's root state or
+        ``initial_average="first"``).
     initial_average : float or "first", optional
         The value :math:`v` starts from, or Lee's :math:`\sigma^0 = |g^0|`.
     eps_in_sqrt : bool, optional
@@ -697,7 +706,7 @@ class RMSProp(Optimizer):
         ``"lee"`` convention refuses.
     """
 
-    _DEFAULTS = dict(momentum=0.0, centered=False, weight_decay=0.0)
+    _DEFAULTS = dict(momentum=0.0, centered=False, weight_decay=0.0, nesterov=False, bias_correction=False)
     _PRESETS = {
         "lee": dict(alpha=0.9, eps=0.0, initial_average="first", eps_in_sqrt=False,
                     lr_in_momentum=True, root_state=True, decoupled=False),
@@ -709,11 +718,13 @@ class RMSProp(Optimizer):
 
     def __init__(self, lr, alpha=None, eps=None, momentum=0.0, centered=False, weight_decay=0.0,
                  convention="torch", *, l1=0.0, initial_average=None, eps_in_sqrt=None,
-                 lr_in_momentum=None, root_state=None, decoupled=None, schedule=None, groups=()):
+                 lr_in_momentum=None, root_state=None, decoupled=None, nesterov=False, bias_correction=False,
+                 schedule=None, groups=()):
         super().__init__(lr, convention, l1=l1, schedule=schedule, groups=groups, alpha=alpha, eps=eps,
                          momentum=momentum, centered=centered, weight_decay=weight_decay,
                          initial_average=initial_average, eps_in_sqrt=eps_in_sqrt,
-                         lr_in_momentum=lr_in_momentum, root_state=root_state, decoupled=decoupled)
+                         lr_in_momentum=lr_in_momentum, root_state=root_state, decoupled=decoupled,
+                         nesterov=nesterov, bias_correction=bias_correction)
 
     def _checked(self, s):
         s["alpha"] = _in_range(s["alpha"], "alpha", 0.0, 1.0, high_open=True)
@@ -721,13 +732,20 @@ class RMSProp(Optimizer):
         s["weight_decay"] = _in_range(s["weight_decay"], "weight_decay", 0.0)
         if s["initial_average"] != "first":
             s["initial_average"] = _in_range(s["initial_average"], "initial_average", 0.0)
-        for switch in ("centered", "eps_in_sqrt", "lr_in_momentum", "root_state", "decoupled"):
+        for switch in ("centered", "eps_in_sqrt", "lr_in_momentum", "root_state", "decoupled", "nesterov",
+                       "bias_correction"):
             s[switch] = _flag(s[switch], switch)
         self._refuse_under_lee("centered=True", s["centered"])
+        self._refuse_under_lee("nesterov=True", s["nesterov"])
         _check_eps(s, s["root_state"])
         _check_root_state(s)
         if s["root_state"] and s["centered"]:
             raise ValueError("centered=True needs the mean square itself; it cannot be combined with root_state=True")
+        if s["nesterov"] and s["momentum"] == 0:
+            raise ValueError("nesterov=True needs momentum > 0")
+        if s["bias_correction"] and (s["root_state"] or s["initial_average"] == "first"):
+            raise ValueError("bias_correction=True corrects an average that starts at 0; it cannot be combined with "
+                             "root_state=True or initial_average='first'")
         return s
 
     def _state_keys(self):
@@ -748,9 +766,10 @@ class RMSProp(Optimizer):
 
     def _step_arguments(self, lr):
         alpha = self.settings["alpha"]
+        correction = 1.0 - alpha ** (self._steps + 1) if self.settings["bias_correction"] else 1.0
         if self.settings["initial_average"] == "first" and self._steps == 0:
-            return {"weights": (0.0, 1.0)}
-        return {"weights": (alpha, 1.0 - alpha)}
+            return {"weights": (0.0, 1.0), "bias_correction": correction}
+        return {"weights": (alpha, 1.0 - alpha), "bias_correction": correction}
 
     def _update(self, param, grad, state, lr, regularisation, args):
         l2, l1, keep = regularisation
@@ -760,8 +779,8 @@ class RMSProp(Optimizer):
         old_weight, new_weight = args["weights"]
         active().rmsprop(param, grad, average, state.get("grad_avg", unused),
                          state.get("momentum_buffer", unused), lr, old_weight, new_weight,
-                         s["momentum"], s["eps"], s["eps_in_sqrt"], s["lr_in_momentum"],
-                         s["root_state"], l2, l1, keep)
+                         s["momentum"], s["nesterov"], s["eps"], s["eps_in_sqrt"], s["lr_in_momentum"],
+                         s["root_state"], args["bias_correction"], l2, l1, keep)
 
 
 # The empty array a kernel takes for a state it does not keep (AMSGrad's maximum without AMSGrad).

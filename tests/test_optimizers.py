@@ -190,8 +190,8 @@ def test_lees_root_state_twins_agree_at_every_edge(dtype, with_momentum):
         state, param = sigma.copy(), np.ones_like(sigma)
         buffer = np.full_like(sigma, 0.5) if with_momentum else empty
         with np.errstate(all="ignore"):   # inf and NaN are inputs here, their warnings expected
-            kernels.rmsprop(param, grad, state, empty, buffer, 0.1, 0.9, 0.1, 0.5, 0.0, False, False,
-                            True, 0.0, 0.0, 1.0)
+            kernels.rmsprop(param, grad, state, empty, buffer, 0.1, 0.9, 0.1, 0.5, False, 0.0, False, False,
+                            True, 1.0, 0.0, 0.0, 1.0)
         results.append((state, param, buffer))
     for got, want in zip(*results):
         np.testing.assert_array_equal(got, want)
@@ -521,7 +521,7 @@ def test_keras_formulas_recomputed_independently(each_backend):
         np.testing.assert_allclose(theta, keras_run(update, state), rtol=1e-12, atol=1e-14)
 
 
-# --- the other libraries' Adam options -----------------------------------------------------
+# --- the other libraries' Adam and RMSProp options -----------------------------------------
 # Each library's update transcribed here from its source (float64), independently of refnet's
 # kernels; refnet must follow it to rounding (other operation orders, 30 steps, values of order 1).
 
@@ -608,7 +608,7 @@ def keras_nadam(lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
 
 LR, WD = 0.01, 0.1
 ZEROS = lambda *keys: {key: np.zeros(6) for key in keys}  # noqa: E731
-LIBRARY_ADAMS = {
+LIBRARY_UPDATES = {
     "optax adam(eps_root)": (lambda: refnet.Adam(LR, eps_root=1e-6), optax_adam(LR, eps_root=1e-6),
                              lambda: ZEROS("mu", "nu"), 0.0),
     "optax nadam": (lambda: refnet.Adam(LR, nesterov=True, momentum_decay=math.inf),
@@ -633,9 +633,50 @@ LIBRARY_ADAMS = {
 }
 
 
-@pytest.mark.parametrize("name", LIBRARY_ADAMS)
-def test_adam_options_follow_the_libraries_sources(each_backend, name):
-    make, update, state, decay = LIBRARY_ADAMS[name]
+def optax_rmsprop(lr, decay=0.9, eps=1e-8, eps_in_sqrt=True, centered=False, momentum=None, nesterov=False,
+                  bias_correction=False):
+    """optax/_src/alias.py (commit 2edbcbe) rmsprop, lines 2041-2071: scale_by_rms (transform.py lines
+    130-151) or scale_by_stddev (lines 203-226), then scale_by_learning_rate, then trace
+    (optax/transforms/_accumulation.py lines 66-77): the trace follows the learning rate."""
+    def update(theta, g, s, t):
+        s["nu"] = (1 - decay) * g**2 + decay * s["nu"]
+        nu_hat = s["nu"] / (1 - decay**t) if bias_correction else s["nu"]
+        if centered:
+            s["mu"] = (1 - decay) * g + decay * s["mu"]
+            mu_hat = s["mu"] / (1 - decay**t) if bias_correction else s["mu"]
+            nu_hat = nu_hat - mu_hat**2
+        scaling = 1 / np.sqrt(nu_hat + eps) if eps_in_sqrt else 1 / (np.sqrt(nu_hat) + eps)
+        u = -lr * (scaling * g)
+        if momentum is not None:
+            s["trace"] = u + momentum * s["trace"]
+            u = u + momentum * s["trace"] if nesterov else s["trace"]
+        return theta + u
+    return update
+
+
+OPTAX_RMSPROP = dict(alpha=0.9, eps=1e-8, eps_in_sqrt=True, lr_in_momentum=True)
+LIBRARY_UPDATES.update({
+    "optax rmsprop(nesterov)": (lambda: refnet.RMSProp(LR, momentum=0.9, nesterov=True, **OPTAX_RMSPROP),
+                                optax_rmsprop(LR, momentum=0.9, nesterov=True), lambda: ZEROS("nu", "trace"), 0.0),
+    "optax rmsprop(bias_correction, eps outside)": (
+        lambda: refnet.RMSProp(LR, bias_correction=True, **dict(OPTAX_RMSPROP, eps_in_sqrt=False)),
+        optax_rmsprop(LR, eps_in_sqrt=False, bias_correction=True), lambda: ZEROS("nu"), 0.0),
+    # Corrected and centered, the first step's variance g^2 - g^2 is 0 up to rounding: with eps = 1
+    # inside the root, a last-bit difference there stays a last-bit difference of the step.
+    "optax rmsprop(centered, bias_correction, nesterov)": (
+        lambda: refnet.RMSProp(LR, centered=True, bias_correction=True, momentum=0.5, nesterov=True,
+                               **dict(OPTAX_RMSPROP, eps=1.0)),
+        optax_rmsprop(LR, eps=1.0, centered=True, bias_correction=True, momentum=0.5, nesterov=True),
+        lambda: ZEROS("nu", "mu", "trace"), 0.0),
+    "optax rmsprop(centered, nesterov)": (
+        lambda: refnet.RMSProp(LR, centered=True, momentum=0.5, nesterov=True, **OPTAX_RMSPROP),
+        optax_rmsprop(LR, centered=True, momentum=0.5, nesterov=True), lambda: ZEROS("nu", "mu", "trace"), 0.0),
+})
+
+
+@pytest.mark.parametrize("name", LIBRARY_UPDATES)
+def test_options_follow_the_libraries_sources(each_backend, name):
+    make, update, state, decay = LIBRARY_UPDATES[name]
     start, grads = _adam_problem()
     want = _library_run(update, state(), start, grads, LR, decay)
     np.testing.assert_allclose(_refnet_run(make(), start, grads), want, rtol=1e-12, atol=1e-14)
@@ -744,6 +785,12 @@ def test_load_state_dict_refuses_another_configuration():
     (lambda: refnet.RMSProp(0.1, root_state=True, eps_in_sqrt=True), ValueError, "root_state"),
     (lambda: refnet.RMSProp(0.1, root_state=True, centered=True), ValueError, "root_state"),
     (lambda: refnet.RMSProp(0.1, initial_average="last"), TypeError, "initial_average"),
+    (lambda: refnet.RMSProp(0.1, nesterov=True), ValueError, "nesterov=True needs momentum"),
+    (lambda: refnet.RMSProp(0.1, momentum=0.5, nesterov=True, convention="lee"), ValueError, "'lee' convention"),
+    (lambda: refnet.RMSProp(0.1, nesterov=1, momentum=0.5), TypeError, "nesterov must be True or False"),
+    (lambda: refnet.RMSProp(0.1, bias_correction="yes"), TypeError, "bias_correction must be True or False"),
+    (lambda: refnet.RMSProp(0.1, bias_correction=True, root_state=True), ValueError, "bias_correction=True"),
+    (lambda: refnet.RMSProp(0.1, bias_correction=True, initial_average="first"), ValueError, "bias_correction=True"),
     (lambda: refnet.Adam(0.1, beta1=1.0), ValueError, r"beta1 must be in \[0.0, 1.0\)"),
     (lambda: refnet.Adam(0.1, beta2=-0.1), ValueError, "beta2"),
     (lambda: refnet.Adam(0.1, eps=-1e-8), ValueError, "eps"),
@@ -895,7 +942,8 @@ def test_lees_root_state_matches_an_extended_precision_oracle_over_the_whole_ran
                     + b.astype(np.longdouble) * grad.astype(np.longdouble) ** 2)
     state, param, empty = sigma.copy(), np.zeros_like(sigma), np.zeros(0, dtype)
     kernels = {"compiled": refnet._core, "reference": refnet.reference}[backend]
-    kernels.rmsprop(param, grad, state, empty, empty, 1.0, float(a), float(b), 0.0, 0.0, False, False, True, 0.0, 0.0, 1.0)
+    kernels.rmsprop(param, grad, state, empty, empty, 1.0, float(a), float(b), 0.0, False, 0.0, False, False, True, 1.0,
+                    0.0, 0.0, 1.0)
     spacing = np.spacing(exact.astype(dtype)).astype(np.longdouble)
     # Two squares, two products, a sum and a root, each rounded once, in a well-conditioned sum
     # (the power-of-two scalings are exact, the last one rounds only into the subnormals):

@@ -30,6 +30,19 @@ CASES = {
         lambda: optax.amsgrad(1e-2, eps_root=1e-6, bias_correction_mu=False)),
     "adamw": (lambda: refnet.Adam(1e-2, weight_decay=0.1, decoupled=True),
               lambda: optax.adamw(1e-2, weight_decay=0.1)),
+    # optax's rmsprop: eps 1e-8 inside the root by default, its trace after the learning rate.
+    "rmsprop(nesterov)": (lambda: refnet.RMSProp(1e-3, alpha=0.9, eps=1e-8, eps_in_sqrt=True, lr_in_momentum=True,
+                                                 momentum=0.9, nesterov=True),
+                          lambda: optax.rmsprop(1e-3, momentum=0.9, nesterov=True)),
+    # Centered and corrected, the first variance g^2 - g^2 is 0 up to rounding: eps = 1 keeps a
+    # last-bit difference there from growing to the size of the step.
+    "rmsprop(centered, bias_correction, momentum)": (
+        lambda: refnet.RMSProp(1e-3, alpha=0.9, eps=1.0, eps_in_sqrt=True, centered=True, bias_correction=True,
+                               momentum=0.5, lr_in_momentum=True),
+        lambda: optax.rmsprop(1e-3, eps=1.0, centered=True, bias_correction=True, momentum=0.5)),
+    "rmsprop(bias_correction, eps outside)": (
+        lambda: refnet.RMSProp(1e-3, alpha=0.9, eps=1e-8, bias_correction=True),
+        lambda: optax.rmsprop(1e-3, eps_in_sqrt=False, bias_correction=True)),
 }
 
 

@@ -129,7 +129,7 @@ def sgd_momentum(param, grad, buffer, lr, momentum, nesterov, lr_in_momentum, l2
 
 
 def rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight, new_weight,
-            momentum, eps, eps_in_sqrt, lr_in_momentum, root_state, l2, l1, keep):
+            momentum, nesterov, eps, eps_in_sqrt, lr_in_momentum, root_state, bias_correction, l2, l1, keep):
     r"""RMSProp [Hinton]_ [Lee]_, and Adagrad as its special case, in every convention.
 
     The running average of :math:`g^2` (weights :math:`a` on the old value,
@@ -144,6 +144,9 @@ def rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight, 
     :math:`\sqrt{v + \varepsilon}`) or outside (PyTorch: :math:`\sqrt v + \varepsilon`),
     and :math:`\bar g^2` only when centered (non-empty ``grad_avg``:
     :math:`\bar g \leftarrow a\bar g + b g`, PyTorch's and Keras' ``centered``).
+    optax's ``bias_correction`` [Optax]_ divides both averages by :math:`c = 1 - \alpha^t`
+    (``bias_correction``, computed once per step; 1 leaves them as they are) before the root:
+    :math:`d = \sqrt{v/c - (\bar g/c)^2 + \varepsilon_\text{in}} + \varepsilon_\text{out}`.
 
     ``root_state`` (Lee's forms) keeps :math:`\sigma = \sqrt v` instead, updated
     with scaling as ``hypot`` does, so that :math:`\sigma > 0` whenever some
@@ -170,6 +173,9 @@ def rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight, 
 
     .. math:: B \leftarrow \mu B + c\,\frac{g}{d}, \qquad \theta \leftarrow \theta - s\,B
 
+    and with ``nesterov`` (optax's ``rmsprop(nesterov=True)``, whose trace follows the
+    learning rate: ``lr_in_momentum``) the look-ahead
+    :math:`\theta \leftarrow \theta - s\,(\mu B + c\,g/d)`, as SGD's Nesterov.
     :math:`g/d` is formed first: it is of order 1, where :math:`\eta g` could
     underflow for a tiny gradient.
     """
@@ -193,12 +199,14 @@ def rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight, 
     else:
         square_avg *= old_weight
         square_avg += new_weight * g * g
-        variance = square_avg
+        corrected = square_avg / bias_correction   # exact where bias_correction is 1
+        variance = corrected
         if grad_avg.size:
             grad_avg *= old_weight
             grad_avg += new_weight * g
+            mean = grad_avg / bias_correction
             # v - g_bar^2 >= 0 in exact arithmetic; rounding can push it below 0, which counts as 0.
-            variance = np.maximum(square_avg - grad_avg * grad_avg, 0)
+            variance = np.maximum(corrected - mean * mean, 0)
         eps_in, eps_out = (eps, 0.0) if eps_in_sqrt else (0.0, eps)
         denominator = np.sqrt(variance + eps_in) + eps_out
     normalised = g / _nonzero(denominator)
@@ -206,7 +214,7 @@ def rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight, 
         gain, scale = (lr, 1.0) if lr_in_momentum else (1.0, lr)
         momentum_buffer *= momentum
         momentum_buffer += gain * normalised
-        param -= scale * momentum_buffer
+        param -= scale * (momentum * momentum_buffer + gain * normalised if nesterov else momentum_buffer)
     else:
         param -= lr * normalised
     return param

@@ -167,6 +167,13 @@ OPTIMIZERS = (
         dict(centered=True, convention="keras", weight_decay=0.01),
         dict(momentum=0.5, convention="keras", l1=0.01),
         dict(momentum=0.5, initial_average="first", eps_in_sqrt=True),
+        # optax's options: Nesterov momentum (on the root state too) and bias correction.
+        dict(momentum=0.9, nesterov=True, weight_decay=0.01),
+        dict(momentum=0.9, nesterov=True, lr_in_momentum=True, eps_in_sqrt=True, bias_correction=True),
+        dict(bias_correction=True, centered=True, l1=0.01),
+        dict(bias_correction=True, convention="keras"),
+        dict(momentum=0.5, nesterov=True, centered=True, bias_correction=True, convention="keras"),
+        dict(momentum=0.5, nesterov=True, root_state=True, eps=0.0, l1=0.01),
     )),
     OptimizerSpec(Adam, "adam", (dict(lr=1e-3), dict(lr=1e-3, weight_decay=0.1)), (
         dict(convention="lee"),
