@@ -56,8 +56,8 @@ def cross_entropy(outputs: NDArray[F], targets: NDArray[F], grad: NDArray[F]) ->
 def mean_squared_error(outputs: NDArray[F], targets: NDArray[F], grad: NDArray[F]) -> float: ...
 def sgd(param: NDArray[F], grad: NDArray[F], lr: float, l2: float, l1: float, keep: float) -> NDArray[F]: ...
 def sgd_momentum(
-    param: NDArray[F], grad: NDArray[F], buffer: NDArray[F], lr: float, momentum: float, nesterov: bool,
-    lr_in_momentum: bool, l2: float, l1: float, keep: float,
+    param: NDArray[F], grad: NDArray[F], buffer: NDArray[F], lr: float, momentum: float, dampening: float,
+    nesterov: bool, lr_in_momentum: bool, l2: float, l1: float, keep: float,
 ) -> NDArray[F]: ...
 def rmsprop(
     param: NDArray[F], grad: NDArray[F], square_avg: NDArray[F], grad_avg: NDArray[F], momentum_buffer: NDArray[F],

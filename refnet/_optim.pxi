@@ -211,9 +211,9 @@ def sgd(floating[::1] param, const floating[::1] grad, double lr, double l2, dou
 
 
 def sgd_momentum(floating[::1] param, const floating[::1] grad, floating[::1] buffer, double lr,
-                 double momentum, bint nesterov, bint lr_in_momentum, double l2, double l1,
-                 double keep):
-    cdef floating gain = <floating>(lr if lr_in_momentum else 1.0)
+                 double momentum, double dampening, bint nesterov, bint lr_in_momentum, double l2,
+                 double l1, double keep):
+    cdef floating gain = <floating>((lr if lr_in_momentum else 1.0) * (1 - dampening))
     cdef floating scale = <floating>(1.0 if lr_in_momentum else lr)
     cdef Py_ssize_t n = param.shape[0], blocks = _blocks(n), block
     for block in prange(blocks, nogil=True, schedule="static", num_threads=blocks,

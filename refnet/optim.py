@@ -469,6 +469,11 @@ class SGD(Optimizer):
         Momentum :math:`\mu`; 0 is plain gradient descent.
     nesterov : bool, default False
         Nesterov's look-ahead form of momentum (refused under ``"lee"``).
+    dampening : float in [0, 1], default 0
+        PyTorch's dampening :math:`\tau`: :math:`b \leftarrow \mu b + (1 - \tau) g` after the first
+        step (not with ``nesterov``; refused under ``"lee"`` unless 0).
+    maximize : bool, default False
+        Ascend: negate the gradient before anything else (PyTorch's ``maximize``; every optimizer).
     lr_in_momentum : bool, optional
         :math:`v \leftarrow \mu v - \eta g` (Lee, Keras) instead of
         :math:`b \leftarrow \mu b + g,\ \theta \leftarrow \theta - \eta b` (PyTorch).
@@ -503,7 +508,7 @@ class SGD(Optimizer):
     array([ 0.9, -2.1])
     """
 
-    _DEFAULTS = dict(momentum=0.0, nesterov=False, weight_decay=0.0)
+    _DEFAULTS = dict(momentum=0.0, nesterov=False, weight_decay=0.0, dampening=0.0, maximize=False)
     _PRESETS = {
         "lee": dict(lr_in_momentum=True, decoupled=False),
         "torch": dict(lr_in_momentum=False, decoupled=False),
@@ -511,10 +516,11 @@ class SGD(Optimizer):
     }
 
     def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0, convention="torch", *,
-                 l1=0.0, lr_in_momentum=None, decoupled=None, schedule=None, groups=()):
+                 l1=0.0, lr_in_momentum=None, decoupled=None, dampening=0.0, maximize=False, schedule=None,
+                 groups=()):
         super().__init__(lr, convention, l1=l1, schedule=schedule, groups=groups, momentum=momentum,
                          nesterov=nesterov, weight_decay=weight_decay, lr_in_momentum=lr_in_momentum,
-                         decoupled=decoupled)
+                         decoupled=decoupled, dampening=dampening, maximize=maximize)
 
     def _checked(self, s):
         s["momentum"] = _in_range(s["momentum"], "momentum", 0.0, 1.0)
@@ -525,6 +531,11 @@ class SGD(Optimizer):
         s["weight_decay"] = _in_range(s["weight_decay"], "weight_decay", 0.0)
         s["lr_in_momentum"] = _flag(s["lr_in_momentum"], "lr_in_momentum")
         s["decoupled"] = _flag(s["decoupled"], "decoupled")
+        s["dampening"] = _in_range(s["dampening"], "dampening", 0.0, 1.0)
+        self._refuse_under_lee("dampening", s["dampening"])
+        if s["nesterov"] and s["dampening"]:
+            raise ValueError("nesterov=True needs dampening=0 (as PyTorch)")
+        s["maximize"] = _flag(s["maximize"], "maximize")
         return s
 
     def _state_keys(self):
@@ -536,11 +547,19 @@ class SGD(Optimizer):
     def _update(self, param, grad, state, lr, regularisation, _):
         l2, l1, keep = regularisation
         s = self.settings
+        grad = _ascending(grad, s)
         if s["momentum"]:
-            active().sgd_momentum(param, grad, state["momentum_buffer"], lr, s["momentum"],
+            # PyTorch copies the first gradient into the buffer undamped.
+            dampening = s["dampening"] if self._steps else 0.0
+            active().sgd_momentum(param, grad, state["momentum_buffer"], lr, s["momentum"], dampening,
                                   s["nesterov"], s["lr_in_momentum"], l2, l1, keep)
         else:
             active().sgd(param, grad, lr, l2, l1, keep)
+
+
+def _ascending(grad, settings):
+    """The gradient, negated where the optimizer maximises (PyTorch's ``maximize``)."""
+    return np.negative(grad) if settings["maximize"] else grad
 
 
 class Adagrad(Optimizer):
@@ -575,7 +594,7 @@ class Adagrad(Optimizer):
         :math:`\sqrt{s + \varepsilon}` (Keras) instead of :math:`\sqrt s + \varepsilon`.
     root_state : bool, optional
         Keep Lee's root :math:`\sigma` instead of the sum (no underflow of :math:`g^2`).
-    weight_decay, convention, l1, decoupled, schedule, groups
+    weight_decay, convention, l1, decoupled, maximize, schedule, groups
         As for :class:`SGD`; the convention's values are in the table above.
 
     Raises
@@ -585,7 +604,7 @@ class Adagrad(Optimizer):
         ``"lee"`` convention refuses.
     """
 
-    _DEFAULTS = dict(weight_decay=0.0)
+    _DEFAULTS = dict(weight_decay=0.0, maximize=False)
     _PRESETS = {
         "lee": dict(eps=0.0, initial_accumulator=0.0, eps_in_sqrt=False, root_state=True, decoupled=False),
         "torch": dict(eps=1e-10, initial_accumulator=0.0, eps_in_sqrt=False, root_state=False, decoupled=False),
@@ -593,15 +612,16 @@ class Adagrad(Optimizer):
     }
 
     def __init__(self, lr, eps=None, initial_accumulator=None, weight_decay=0.0, convention="torch", *,
-                 l1=0.0, eps_in_sqrt=None, root_state=None, decoupled=None, schedule=None, groups=()):
+                 l1=0.0, eps_in_sqrt=None, root_state=None, decoupled=None, maximize=False, schedule=None,
+                 groups=()):
         super().__init__(lr, convention, l1=l1, schedule=schedule, groups=groups, eps=eps,
                          initial_accumulator=initial_accumulator, weight_decay=weight_decay,
-                         eps_in_sqrt=eps_in_sqrt, root_state=root_state, decoupled=decoupled)
+                         eps_in_sqrt=eps_in_sqrt, root_state=root_state, decoupled=decoupled, maximize=maximize)
 
     def _checked(self, s):
         s["initial_accumulator"] = _in_range(s["initial_accumulator"], "initial_accumulator", 0.0)
         s["weight_decay"] = _in_range(s["weight_decay"], "weight_decay", 0.0)
-        for switch in ("eps_in_sqrt", "root_state", "decoupled"):
+        for switch in ("eps_in_sqrt", "root_state", "decoupled", "maximize"):
             s[switch] = _flag(s[switch], switch)
         _check_eps(s, s["root_state"])
         _check_root_state(s)
@@ -620,7 +640,7 @@ class Adagrad(Optimizer):
         s = self.settings
         (key,) = self._state_keys()
         unused = param[:0]
-        active().rmsprop(param, grad, state[key], unused, unused, lr, 1.0, 1.0, 0.0, False, s["eps"],
+        active().rmsprop(param, _ascending(grad, s), state[key], unused, unused, lr, 1.0, 1.0, 0.0, False, s["eps"],
                          s["eps_in_sqrt"], False, s["root_state"], 1.0, l2, l1, keep)
 
 
@@ -696,7 +716,7 @@ class RMSProp(Optimizer):
         The learning rate inside the momentum buffer (Keras) or outside (PyTorch).
     root_state : bool, optional
         Keep Lee's root :math:`\sigma` instead of :math:`v` (no underflow of :math:`g^2`).
-    weight_decay, convention, l1, decoupled, schedule, groups
+    weight_decay, convention, l1, decoupled, maximize, schedule, groups
         As for :class:`SGD`; the convention's values are in the table above.
 
     Raises
@@ -706,7 +726,8 @@ class RMSProp(Optimizer):
         ``"lee"`` convention refuses.
     """
 
-    _DEFAULTS = dict(momentum=0.0, centered=False, weight_decay=0.0, nesterov=False, bias_correction=False)
+    _DEFAULTS = dict(momentum=0.0, centered=False, weight_decay=0.0, nesterov=False, bias_correction=False,
+                     maximize=False)
     _PRESETS = {
         "lee": dict(alpha=0.9, eps=0.0, initial_average="first", eps_in_sqrt=False,
                     lr_in_momentum=True, root_state=True, decoupled=False),
@@ -719,12 +740,12 @@ class RMSProp(Optimizer):
     def __init__(self, lr, alpha=None, eps=None, momentum=0.0, centered=False, weight_decay=0.0,
                  convention="torch", *, l1=0.0, initial_average=None, eps_in_sqrt=None,
                  lr_in_momentum=None, root_state=None, decoupled=None, nesterov=False, bias_correction=False,
-                 schedule=None, groups=()):
+                 maximize=False, schedule=None, groups=()):
         super().__init__(lr, convention, l1=l1, schedule=schedule, groups=groups, alpha=alpha, eps=eps,
                          momentum=momentum, centered=centered, weight_decay=weight_decay,
                          initial_average=initial_average, eps_in_sqrt=eps_in_sqrt,
                          lr_in_momentum=lr_in_momentum, root_state=root_state, decoupled=decoupled,
-                         nesterov=nesterov, bias_correction=bias_correction)
+                         nesterov=nesterov, bias_correction=bias_correction, maximize=maximize)
 
     def _checked(self, s):
         s["alpha"] = _in_range(s["alpha"], "alpha", 0.0, 1.0, high_open=True)
@@ -733,7 +754,7 @@ class RMSProp(Optimizer):
         if s["initial_average"] != "first":
             s["initial_average"] = _in_range(s["initial_average"], "initial_average", 0.0)
         for switch in ("centered", "eps_in_sqrt", "lr_in_momentum", "root_state", "decoupled", "nesterov",
-                       "bias_correction"):
+                       "bias_correction", "maximize"):
             s[switch] = _flag(s[switch], switch)
         self._refuse_under_lee("centered=True", s["centered"])
         self._refuse_under_lee("nesterov=True", s["nesterov"])
@@ -777,7 +798,7 @@ class RMSProp(Optimizer):
         unused = param[:0]
         average = state[self._state_keys()[0]]
         old_weight, new_weight = args["weights"]
-        active().rmsprop(param, grad, average, state.get("grad_avg", unused),
+        active().rmsprop(param, _ascending(grad, s), average, state.get("grad_avg", unused),
                          state.get("momentum_buffer", unused), lr, old_weight, new_weight,
                          s["momentum"], s["nesterov"], s["eps"], s["eps_in_sqrt"], s["lr_in_momentum"],
                          s["root_state"], args["bias_correction"], l2, l1, keep)
@@ -851,7 +872,7 @@ class Adam(Optimizer):
         Nesterov-Adam (NAdam).
     momentum_decay : float >= 0 or math.inf, optional
         :math:`\psi` of NAdam's momentum schedule (only with ``nesterov=True``).
-    weight_decay, convention, l1, decoupled, schedule, groups
+    weight_decay, convention, l1, decoupled, maximize, schedule, groups
         As for :class:`SGD`; the convention's values are in the table above.
 
     Raises
@@ -863,7 +884,7 @@ class Adam(Optimizer):
     """
 
     _DEFAULTS = dict(beta1=0.9, beta2=0.999, weight_decay=0.0, eps_in_sqrt=False, eps_root=0.0, amsgrad=False,
-                     nesterov=False)
+                     nesterov=False, maximize=False)
     _PRESETS = {
         "lee": dict(eps=1e-8, bias_correction=True, eps_hat=False, decoupled=False, momentum_decay=None),
         "torch": dict(eps=1e-8, bias_correction=True, eps_hat=False, decoupled=False, momentum_decay=0.004),
@@ -872,7 +893,8 @@ class Adam(Optimizer):
 
     def __init__(self, lr, beta1=0.9, beta2=0.999, eps=None, weight_decay=0.0, decoupled=None,
                  convention="torch", *, l1=0.0, bias_correction=None, eps_hat=None, eps_in_sqrt=False,
-                 eps_root=0.0, amsgrad=False, nesterov=False, momentum_decay=None, schedule=None, groups=()):
+                 eps_root=0.0, amsgrad=False, nesterov=False, momentum_decay=None, maximize=False, schedule=None,
+                 groups=()):
         if momentum_decay is not None and isinstance(nesterov, (bool, np.bool_)) and not nesterov:
             raise ValueError("momentum_decay is NAdam's momentum schedule; it needs nesterov=True")
         if convention == "keras" and nesterov is True and eps_hat is None:
@@ -880,7 +902,8 @@ class Adam(Optimizer):
         super().__init__(lr, convention, l1=l1, schedule=schedule, groups=groups, beta1=beta1,
                          beta2=beta2, eps=eps, weight_decay=weight_decay, decoupled=decoupled,
                          bias_correction=bias_correction, eps_hat=eps_hat, eps_in_sqrt=eps_in_sqrt,
-                         eps_root=eps_root, amsgrad=amsgrad, nesterov=nesterov, momentum_decay=momentum_decay)
+                         eps_root=eps_root, amsgrad=amsgrad, nesterov=nesterov, momentum_decay=momentum_decay,
+                         maximize=maximize)
         self._momentum_product = (0, 1.0)   # (t, the product of mu_1 ... mu_t), NAdam's running product
 
     def _checked(self, s):
@@ -888,7 +911,7 @@ class Adam(Optimizer):
         s["beta2"] = _in_range(s["beta2"], "beta2", 0.0, 1.0, high_open=True)
         s["eps_root"] = _in_range(s["eps_root"], "eps_root", 0.0)
         s["weight_decay"] = _in_range(s["weight_decay"], "weight_decay", 0.0)
-        for switch in ("decoupled", "eps_hat", "eps_in_sqrt", "nesterov"):
+        for switch in ("decoupled", "eps_hat", "eps_in_sqrt", "nesterov", "maximize"):
             s[switch] = _flag(s[switch], switch)
         s["bias_correction"] = _bias_correction(s["bias_correction"])
         if s["amsgrad"] != "corrected":
@@ -957,7 +980,8 @@ class Adam(Optimizer):
 
     def _update(self, param, grad, state, lr, regularisation, args):
         l2, l1, keep = regularisation
-        active().adam(param, grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq", _NO_STATE),
+        active().adam(param, _ascending(grad, self.settings), state["exp_avg"], state["exp_avg_sq"],
+                      state.get("max_exp_avg_sq", _NO_STATE),
                       lr, *args, l2, l1, keep)
 
 

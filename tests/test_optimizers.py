@@ -674,6 +674,21 @@ LIBRARY_UPDATES.update({
 })
 
 
+@pytest.mark.parametrize("make", [lambda: refnet.SGD(0.1, momentum=0.5, maximize=True),
+                                  lambda: refnet.Adagrad(0.1, maximize=True),
+                                  lambda: refnet.RMSProp(0.1, maximize=True),
+                                  lambda: refnet.Adam(0.1, amsgrad=True, maximize=True)])
+def test_maximize_ascends_without_touching_the_gradient(each_backend, make):
+    """maximize on g is the minimising step on -g (PyTorch negates the gradient first), bit for bit."""
+    grad = np.array([0.5, -2.0, 0.0, 3.0])
+    kept = grad.copy()
+    ascended = run(make(), [np.ones(4)], [[grad]] * 3)[0]
+    np.testing.assert_array_equal(grad, kept)
+    optimizer = make()
+    optimizer.settings["maximize"] = False
+    np.testing.assert_array_equal(ascended, run(optimizer, [np.ones(4)], [[-grad]] * 3)[0])
+
+
 @pytest.mark.parametrize("name", LIBRARY_UPDATES)
 def test_options_follow_the_libraries_sources(each_backend, name):
     make, update, state, decay = LIBRARY_UPDATES[name]
@@ -780,6 +795,11 @@ def test_load_state_dict_refuses_another_configuration():
     (lambda: refnet.SGD(0.1, momentum=-0.5), ValueError, "momentum"),
     (lambda: refnet.SGD(0.1, nesterov=True), ValueError, "nesterov=True needs momentum"),
     (lambda: refnet.SGD(0.1, momentum=0.9, nesterov=True, convention="lee"), ValueError, "'lee' convention"),
+    (lambda: refnet.SGD(0.1, momentum=0.9, dampening=1.5), ValueError, r"dampening must be in \[0.0, 1.0\]"),
+    (lambda: refnet.SGD(0.1, momentum=0.9, dampening=0.1, convention="lee"), ValueError, "'lee' convention"),
+    (lambda: refnet.SGD(0.1, momentum=0.9, dampening=0.1, nesterov=True), ValueError, "needs dampening=0"),
+    (lambda: refnet.SGD(0.1, maximize="yes"), TypeError, "maximize must be True or False"),
+    (lambda: refnet.Adam(0.1, maximize=1), TypeError, "maximize must be True or False"),
     (lambda: refnet.RMSProp(0.1, centered=True, convention="lee"), ValueError, "'lee' convention"),
     (lambda: refnet.RMSProp(0.1, alpha=1.0), ValueError, "alpha must be in"),
     (lambda: refnet.RMSProp(0.1, root_state=True, eps_in_sqrt=True), ValueError, "root_state"),

@@ -28,7 +28,16 @@ CASES = [
     (lambda: refnet.SGD(1e-3, momentum=0.9), "SGD", dict(lr=1e-3, momentum=0.9)),
     (lambda: refnet.SGD(1e-3, momentum=0.9, nesterov=True, weight_decay=0.1), "SGD",
      dict(lr=1e-3, momentum=0.9, nesterov=True, weight_decay=0.1)),
+    (lambda: refnet.SGD(1e-3, momentum=0.9, dampening=0.5), "SGD", dict(lr=1e-3, momentum=0.9, dampening=0.5)),
+    (lambda: refnet.SGD(1e-3, momentum=0.9, dampening=0.3, weight_decay=0.1, maximize=True), "SGD",
+     dict(lr=1e-3, momentum=0.9, dampening=0.3, weight_decay=0.1, maximize=True)),
     (lambda: refnet.Adagrad(1e-2), "Adagrad", dict(lr=1e-2)),
+    # PyTorch's lr_decay: lr / (1 + (t - 1) lr_decay) at step t, InverseTime of the steps taken.
+    (lambda: refnet.Adagrad(1e-2, schedule=refnet.InverseTime(0.05)), "Adagrad", dict(lr=1e-2, lr_decay=0.05)),
+    (lambda: refnet.Adagrad(1e-2, weight_decay=0.1, maximize=True), "Adagrad",
+     dict(lr=1e-2, weight_decay=0.1, maximize=True)),
+    (lambda: refnet.RMSProp(1e-4, momentum=0.9, centered=True, weight_decay=0.1, maximize=True), "RMSprop",
+     dict(lr=1e-4, momentum=0.9, centered=True, weight_decay=0.1, maximize=True)),
     (lambda: refnet.Adagrad(1e-2, eps=1e-6, initial_accumulator=0.5, weight_decay=0.1), "Adagrad",
      dict(lr=1e-2, eps=1e-6, initial_accumulator_value=0.5, weight_decay=0.1)),
     (lambda: refnet.RMSProp(1e-3), "RMSprop", dict(lr=1e-3)),
@@ -53,6 +62,9 @@ CASES = [
      dict(lr=2e-3, betas=(0.8, 0.999), momentum_decay=0.05, weight_decay=0.1)),
     (lambda: refnet.Adam(2e-3, nesterov=True, weight_decay=0.1, decoupled=True), "NAdam",
      dict(lr=2e-3, weight_decay=0.1, decoupled_weight_decay=True)),
+    (lambda: refnet.Adam(1e-2, amsgrad=True, weight_decay=0.1, maximize=True), "Adam",
+     dict(lr=1e-2, amsgrad=True, weight_decay=0.1, maximize=True)),
+    (lambda: refnet.Adam(2e-3, nesterov=True, maximize=True), "NAdam", dict(lr=2e-3, maximize=True)),
 ]
 IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in kwargs.items())}" for _, name, kwargs in CASES]
 

@@ -15,8 +15,9 @@ may assume:
 * ``grad`` shares no memory with ``param`` or a state;
 * the scalars are finite Python floats; an unused state array is empty.
 
-Every kernel starts with the regularisation terms, from the parameter as it
-was before this step:
+``refnet.optim`` negates the gradient before calling a kernel where it is asked to
+maximise (PyTorch's ``maximize``).  Every kernel starts with the regularisation
+terms, from the parameter as it was before this step:
 
 .. math:: g \leftarrow g + \lambda_2\,\theta + \lambda_1 \operatorname{sgn}\theta,
           \qquad \theta \leftarrow \kappa\,\theta
@@ -100,7 +101,7 @@ def sgd(param, grad, lr, l2, l1, keep):
     return param
 
 
-def sgd_momentum(param, grad, buffer, lr, momentum, nesterov, lr_in_momentum, l2, l1, keep):
+def sgd_momentum(param, grad, buffer, lr, momentum, dampening, nesterov, lr_in_momentum, l2, l1, keep):
     r"""Gradient descent with (Nesterov) momentum, in the two forms libraries use.
 
     ``lr_in_momentum=True`` is Lee's (and Sutskever's, Keras') velocity
@@ -115,12 +116,15 @@ def sgd_momentum(param, grad, buffer, lr, momentum, nesterov, lr_in_momentum, l2
     Nesterov: :math:`\theta \leftarrow \theta + \mu v - \eta g`) and
     :math:`(c, s) = (1, \eta)` otherwise, PyTorch's
     :math:`b \leftarrow \mu b + g,\ \theta \leftarrow \theta - \eta (g + \mu b)`
-    for Nesterov [Torch]_ (no dampening).  The two agree while :math:`\eta` is
+    for Nesterov [Torch]_.  The two agree while :math:`\eta` is
     constant (:math:`v = -\eta b`) and differ under a schedule.  The buffer
-    starts at 0, which gives PyTorch's :math:`b_1 = g_1`.
+    starts at 0, which gives PyTorch's :math:`b_1 = g_1`.  PyTorch's ``dampening``
+    :math:`\tau` scales the gradient entering the buffer, :math:`c \leftarrow (1 - \tau)\,c`
+    (on every step but the first, where PyTorch copies :math:`g` into the buffer: the
+    caller passes :math:`\tau = 0` there).
     """
     g = _regularised(param, grad, l2, l1, keep)
-    gain, scale = (lr, 1.0) if lr_in_momentum else (1.0, lr)
+    gain, scale = (lr * (1 - dampening), 1.0) if lr_in_momentum else (1 - dampening, lr)
     buffer *= momentum
     buffer += gain * g
     step = momentum * buffer + gain * g if nesterov else buffer

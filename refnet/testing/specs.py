@@ -154,6 +154,8 @@ OPTIMIZERS = (
         dict(momentum=0.9, convention="lee", weight_decay=0.01, l1=0.001),
         dict(momentum=0.9, nesterov=True, weight_decay=0.01),
         dict(momentum=0.5, nesterov=True, weight_decay=0.01, convention="keras"),
+        dict(momentum=0.9, dampening=0.5, weight_decay=0.01),
+        dict(momentum=0.5, dampening=0.1, convention="keras", l1=0.001, maximize=True),
     )),
     OptimizerSpec(Adagrad, "adagrad", (dict(lr=0.1),), (
         dict(convention="lee", l1=0.001),
