@@ -52,6 +52,8 @@ Common to every optimizer:
   ``weight_decay_scale`` and ``l1_scale`` multiply their weight decay
   :math:`\lambda` and their L1 coefficient (the dropout conversions of
   :func:`refnet.ensemble.dropout_parameter_groups` need all three scales).  Later groups override earlier ones for the keys they set.
+* ``maximize=True`` ascends instead (PyTorch's ``maximize``): the gradient is negated
+  before anything else, in every optimizer.
 * ``state_dict()`` / ``load_state_dict()`` save and restore the step count and
   every state array (copies), so a resumed run continues bit for bit.
 
@@ -459,7 +461,9 @@ class SGD(Optimizer):
     ``lr_in_momentum=True``: :math:`v \leftarrow \mu v - \eta g,\ \theta \leftarrow \theta + v`
     (Lee, Keras; the state ``momentum_buffer`` holds :math:`-v`); ``False``:
     :math:`b \leftarrow \mu b + g,\ \theta \leftarrow \theta - \eta b` (PyTorch).  Equal
-    under a constant learning rate, different under a schedule.
+    under a constant learning rate, different under a schedule.  PyTorch's ``dampening``
+    and ``maximize`` are 0 and False in every convention unless given (Keras and optax
+    have neither).
 
     Parameters
     ----------
