@@ -286,5 +286,5 @@ def adam(floating[::1] param, const floating[::1] grad, floating[::1] exp_avg,
                       <floating>(1 - beta2), <floating>eps_in, <floating>eps_out, <floating>l2,
                       <floating>l1, l2 != 0 or l1 != 0, <floating>keep,
                       _block_start(n, blocks, block), _block_start(n, blocks, block + 1),
-                      correct_first, ams, nesterov)
+                      correct_first or nesterov, ams, nesterov)
     return param.base

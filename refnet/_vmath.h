@@ -203,26 +203,28 @@ typedef void (*refnet_adam_d)(double*, const double*, double*, double*, double*,
 #define REFNET_ADAM_D(name, pen, ins, ams, nes, attr)                                       \
     REFNET_ADAM(name, double, sqrt, DBL_TRUE_MIN, pen, ins, ams, nes, attr)
 
-/* The variants in the order refnet_adam_variant numbers them: penalised * 10 + nesterov * 5
-   + one of (), (inside), (ams 1), (ams 1, inside), (ams 2, which is always inside). */
-#define REFNET_ADAM_FIVE(S, T, suffix, pen, nes, first, attr)                              \
-    REFNET_ADAM_##S(refnet_adam_##T##first##0_##suffix, pen, 0, 0, nes, attr)               \
-    REFNET_ADAM_##S(refnet_adam_##T##first##1_##suffix, pen, 1, 0, nes, attr)               \
-    REFNET_ADAM_##S(refnet_adam_##T##first##2_##suffix, pen, 0, 1, nes, attr)               \
-    REFNET_ADAM_##S(refnet_adam_##T##first##3_##suffix, pen, 1, 1, nes, attr)               \
-    REFNET_ADAM_##S(refnet_adam_##T##first##4_##suffix, pen, 1, 2, nes, attr)
+/* The variants in the order refnet_adam_variant numbers them: penalised * 8 + one of (),
+   (inside), (ams 1), (ams 1, inside), (ams 2, which is always inside), then Nesterov's, whose
+   v is always corrected before the root: (inside), (ams 1, inside), (ams 2). */
+#define REFNET_ADAM_PEN(S, T, suffix, pen, attr)                                            \
+    REFNET_ADAM_##S(refnet_adam_##T##pen##0_##suffix, pen, 0, 0, 0, attr)                   \
+    REFNET_ADAM_##S(refnet_adam_##T##pen##1_##suffix, pen, 1, 0, 0, attr)                   \
+    REFNET_ADAM_##S(refnet_adam_##T##pen##2_##suffix, pen, 0, 1, 0, attr)                   \
+    REFNET_ADAM_##S(refnet_adam_##T##pen##3_##suffix, pen, 1, 1, 0, attr)                   \
+    REFNET_ADAM_##S(refnet_adam_##T##pen##4_##suffix, pen, 1, 2, 0, attr)                   \
+    REFNET_ADAM_##S(refnet_adam_##T##pen##5_##suffix, pen, 1, 0, 1, attr)                   \
+    REFNET_ADAM_##S(refnet_adam_##T##pen##6_##suffix, pen, 1, 1, 1, attr)                   \
+    REFNET_ADAM_##S(refnet_adam_##T##pen##7_##suffix, pen, 1, 2, 1, attr)
 #define REFNET_ADAM_ALL(S, T, suffix, attr)                                                 \
-    REFNET_ADAM_FIVE(S, T, suffix, 0, 0, 0, attr)                                           \
-    REFNET_ADAM_FIVE(S, T, suffix, 0, 1, 1, attr)                                           \
-    REFNET_ADAM_FIVE(S, T, suffix, 1, 0, 2, attr)                                           \
-    REFNET_ADAM_FIVE(S, T, suffix, 1, 1, 3, attr)
-#define REFNET_ADAM_FIVE_LIST(T, first, suffix)                                             \
-    refnet_adam_##T##first##0_##suffix, refnet_adam_##T##first##1_##suffix,                \
-    refnet_adam_##T##first##2_##suffix, refnet_adam_##T##first##3_##suffix,                \
-    refnet_adam_##T##first##4_##suffix
+    REFNET_ADAM_PEN(S, T, suffix, 0, attr)                                                  \
+    REFNET_ADAM_PEN(S, T, suffix, 1, attr)
+#define REFNET_ADAM_PEN_LIST(T, pen, suffix)                                                \
+    refnet_adam_##T##pen##0_##suffix, refnet_adam_##T##pen##1_##suffix,                    \
+    refnet_adam_##T##pen##2_##suffix, refnet_adam_##T##pen##3_##suffix,                    \
+    refnet_adam_##T##pen##4_##suffix, refnet_adam_##T##pen##5_##suffix,                    \
+    refnet_adam_##T##pen##6_##suffix, refnet_adam_##T##pen##7_##suffix
 #define REFNET_ADAM_LIST(T, suffix)                                                         \
-    {REFNET_ADAM_FIVE_LIST(T, 0, suffix), REFNET_ADAM_FIVE_LIST(T, 1, suffix),              \
-     REFNET_ADAM_FIVE_LIST(T, 2, suffix), REFNET_ADAM_FIVE_LIST(T, 3, suffix)}
+    {REFNET_ADAM_PEN_LIST(T, 0, suffix), REFNET_ADAM_PEN_LIST(T, 1, suffix)}
 
 /* RMSProp and Adagrad (weights (1, 1)), every variant, as the Cython loops they replaced and
    the NumPy reference: the same operations in the same order, so the same bits.  One loop
@@ -362,8 +364,8 @@ typedef struct {
     void (*tanh_backward_d)(const double*, const double*, double*, ptrdiff_t);
     void (*exp_shifted_f)(const float*, double, double*, ptrdiff_t);
     void (*exp_shifted_d)(const double*, double, double*, ptrdiff_t);
-    refnet_adam_f adam_f[20];         /* numbered by refnet_adam_variant */
-    refnet_adam_d adam_d[20];
+    refnet_adam_f adam_f[16];         /* numbered by refnet_adam_variant */
+    refnet_adam_d adam_d[16];
     refnet_rmsprop_f rmsprop_f[30];   /* numbered by refnet_rmsprop_variant */
     refnet_rmsprop_d rmsprop_d[30];
 } refnet_vmath_table;
@@ -428,10 +430,10 @@ static const char* refnet_vmath_select(int limit) {
     return refnet_vmath.isa;
 }
 
-/* The index of an Adam variant in the table (ams 2 is always inside). */
+/* The index of an Adam variant in the table (ams 2, and Nesterov, always inside). */
 static inline int refnet_adam_variant(int penalised, int inside, int ams, int nesterov) {
-    int variant = ams == 2 ? 4 : 2 * (ams != 0) + (inside != 0);
-    return 10 * (penalised != 0) + 5 * (nesterov != 0) + variant;
+    int variant = nesterov ? 5 + ams : ams == 2 ? 4 : 2 * (ams != 0) + (inside != 0);
+    return 8 * (penalised != 0) + variant;
 }
 
 static inline void refnet_adam_float(int variant, float* param, const float* grad, float* exp_avg,

@@ -1063,6 +1063,53 @@ def test_every_instruction_set_gives_the_reference_bits(cls, kwargs, dtype):
         _core._select_isa()
 
 
+def every_loop_variant():
+    """One configuration per compiled loop of Adam (16) and RMSProp/Adagrad (30): every combination
+    of the structural switches the loops are specialised on (a penalty, each AMSGrad, Nesterov, v
+    corrected before the root; the root state, centering, momentum, Nesterov, bias correction)."""
+    adam = [dict(l1=l1, nesterov=nesterov, amsgrad=amsgrad, eps_in_sqrt=inside)
+            for l1 in (0.0, 0.001) for nesterov in (False, True) for amsgrad in (False, True, "corrected")
+            for inside in (False, True) if not (inside and (nesterov or amsgrad == "corrected"))]
+    rmsprop = [dict(l1=l1, root_state=root, eps=0.0 if root else 1e-8, centered=centered, momentum=momentum,
+                    nesterov=nesterov, bias_correction=corrected)
+               for l1 in (0.0, 0.001) for root in (False, True) for centered in (False, True)
+               for momentum in (0.0, 0.5) for nesterov in (False, True) for corrected in (False, True)
+               if not (root and (centered or corrected)) and not (nesterov and not momentum)]
+    adagrad = [dict(l1=l1, root_state=root, eps=0.0 if root else 1e-10) for l1 in (0.0, 0.001) for root in (False, True)]
+    return [(refnet.Adam, kw) for kw in adam] + [(refnet.RMSProp, kw) for kw in rmsprop] + \
+        [(refnet.Adagrad, kw) for kw in adagrad]
+
+
+def test_every_loop_variant_is_checked():
+    assert len([1 for cls, _ in every_loop_variant() if cls is refnet.Adam]) == 16
+    assert len([1 for cls, _ in every_loop_variant() if cls is not refnet.Adam]) == 30 + 4
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_loop_variant_on_every_instruction_set_gives_the_reference_bits(dtype):
+    """The spec's kernel paths run under Hypothesis; here every compiled loop, on every clone, on
+    edge values (zeros of both signs, subnormals, tiny and huge) and random ones, 67 elements (whole
+    vectors and a remainder), 4 steps."""
+    from refnet import _core
+
+    info = np.finfo(dtype)
+    edges = np.array([0.0, -0.0, info.smallest_subnormal, -info.tiny, 1e-30, 1.0, -3.0, 1e3], dtype)
+    rng = np.random.default_rng(4)
+    start = np.concatenate([edges, rng.standard_normal(59).astype(dtype)])
+    grads = [[np.concatenate([edges[::-1], rng.standard_normal(59).astype(dtype)])] for _ in range(4)]
+    try:
+        for cls, kwargs in every_loop_variant():
+            with refnet.use_backend("reference"):
+                want = run(cls(0.01, **kwargs), [start.copy()], grads)[0]
+            for isa in _core.ISA_CLONES:
+                _core._select_isa(isa)
+                with refnet.use_backend("compiled"):
+                    got = run(cls(0.01, **kwargs), [start.copy()], grads)[0]
+                np.testing.assert_array_equal(got, want, err_msg=f"{isa} {cls.__name__}({kwargs})")
+    finally:
+        _core._select_isa()
+
+
 @pytest.mark.parametrize(
     "make",
     [

@@ -274,8 +274,8 @@ def adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps
 
     PyTorch's ``NAdam`` and Keras' ``Nadam`` schedule
     :math:`\mu_t = \beta_1 (1 - \tfrac12\, 0.96^{t\psi})`; optax's ``nadam`` (Dozat's)
-    has :math:`\mu_t = \beta_1`.  The step is
-    :math:`\theta \leftarrow \theta - (\eta\,\hat m)/d`, the scalars
+    has :math:`\mu_t = \beta_1`; all three form :math:`\hat v` before the root, as
+    ``correct_first``.  The step is :math:`\theta \leftarrow \theta - (\eta\,\hat m)/d`, the scalars
     :math:`\eta\mu_{t+1}/c_1'` and :math:`\eta(1-\mu_t)/c_1` computed once per step.
 
     Coupled L2 here is Adam's ``weight_decay``; decoupled decay (``keep``) is AdamW [Loshchilov]_.
@@ -299,7 +299,7 @@ def adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps
         second = max_exp_avg_sq
     if max_exp_avg_sq.size and amsgrad_corrected:
         denominator = np.sqrt(second + eps_in) + eps_out
-    elif correct_first:
+    elif correct_first or nesterov:
         denominator = np.sqrt(second / bias_correction2 + eps_in) + eps_out
     else:
         denominator = np.sqrt(second) / math.sqrt(bias_correction2) + eps_out

@@ -184,18 +184,22 @@ OPTIMIZERS = (
         dict(weight_decay=0.1, convention="keras"),
         dict(bias_correction=False, eps=1e-12),
         # The other libraries' options: each structural variant of the compiled loop (penalty, v
-        # corrected before the root, AMSGrad of v or of the corrected v, Nesterov) at least once.
+        # corrected before the root, AMSGrad of v or of the corrected v, Nesterov) once, the two
+        # corrections switched apart, eps_hat, AMSGrad and NAdam in each convention's form.
         dict(eps_in_sqrt=True, bias_correction=(True, False)),
         dict(eps_root=1e-10, eps=0.0, bias_correction=(False, True), weight_decay=0.1),
         dict(amsgrad=True, weight_decay=0.1, l1=0.001),
         dict(amsgrad=True, convention="keras"),
-        dict(amsgrad=True, eps_in_sqrt=True),
+        dict(amsgrad=True, eps_root=1e-8),
+        dict(amsgrad=True, eps_in_sqrt=True, l1=0.001),
         dict(amsgrad="corrected", eps_root=1e-8, weight_decay=0.1, decoupled=True),
         dict(amsgrad="corrected", bias_correction=(True, False), l1=0.001),
         dict(nesterov=True),
-        dict(nesterov=True, momentum_decay=math.inf, weight_decay=0.1, amsgrad=True),
         dict(nesterov=True, convention="keras", bias_correction=(False, True), l1=0.001),
-        dict(nesterov=True, eps_hat=True, weight_decay=0.1, amsgrad=True, bias_correction=False),
+        dict(nesterov=True, eps_hat=True, amsgrad=True, bias_correction=False),
+        dict(nesterov=True, momentum_decay=math.inf, weight_decay=0.1, amsgrad=True),
+        dict(nesterov=True, amsgrad="corrected", eps_root=1e-8),
+        dict(nesterov=True, amsgrad="corrected", weight_decay=0.1),
     )),
 )
 
