@@ -22,6 +22,13 @@ table of switches and default hyper-parameters:
     rate inside the RMSProp momentum buffer, Keras' defaults, and ``weight_decay``
     meaning Keras' decoupled decay :math:`\theta \leftarrow \theta - \eta\lambda\theta`
     in every optimizer.
+``"optax"``
+    optax's ``sgd``, ``adagrad``, ``rmsprop`` and ``adam`` [Optax]: :math:`\varepsilon`
+    inside the root for Adagrad and RMSProp, the Adagrad accumulator starting at 0.1,
+    the RMSProp learning rate inside the momentum trace (optax scales before its
+    ``trace``), Adam as Algorithm 1 and ``nesterov=True`` as optax's ``nadam``
+    (:math:`\mu_t = \beta_1`); ``weight_decay`` coupled unless ``decoupled``
+    (``optax.adamw``), as optax adds ``add_decayed_weights`` before scaling.
 
 ``lr`` is always required.  A hyper-parameter or switch left at ``None`` takes
 the convention's value; one given explicitly overrides it.  Each class lists
@@ -65,6 +72,7 @@ the notes here say which part of each source this module follows.
 * [Lee] Hung-yi Lee, "Tips for Training DNN", NTU Machine Learning course.
 * [Torch] PyTorch documentation of ``torch.optim``.
 * [Keras] Keras 3 source, ``keras/src/optimizers/``.
+* [Optax] optax source, ``optax/_src/alias.py`` and ``transform.py``.
 """
 
 import copy
@@ -82,7 +90,7 @@ from .backend import active
 
 __all__ = ["SGD", "Adagrad", "RMSProp", "Adam", "Constant", "StepDecay", "InverseTime", "CONVENTIONS"]
 
-CONVENTIONS = ("lee", "torch", "keras")
+CONVENTIONS = ("lee", "torch", "keras", "optax")
 
 
 # --- learning-rate schedules ---------------------------------------------------------
@@ -456,6 +464,7 @@ class SGD(Optimizer):
     ``"lee"``     True              False          refused
     ``"torch"``   False             False          allowed
     ``"keras"``   True              True           allowed
+    ``"optax"``   False             False          allowed
     ============  ================  =============  ===========
 
     ``lr_in_momentum=True``: :math:`v \leftarrow \mu v - \eta g,\ \theta \leftarrow \theta + v`
@@ -484,7 +493,7 @@ class SGD(Optimizer):
     weight_decay : float, default 0
         L2 coefficient :math:`\lambda \ge 0`: coupled (:math:`g \mathrel{+}= \lambda\theta`)
         unless ``decoupled``.
-    convention : {"torch", "lee", "keras"}, default "torch"
+    convention : {"torch", "lee", "keras", "optax"}, default "torch"
         The table above: the values every option left at ``None`` takes.
     l1 : float, default 0
         Adds :math:`\lambda_1 \operatorname{sgn}\theta` to the gradient (sgn 0 = 0).
@@ -517,6 +526,7 @@ class SGD(Optimizer):
         "lee": dict(lr_in_momentum=True, decoupled=False),
         "torch": dict(lr_in_momentum=False, decoupled=False),
         "keras": dict(lr_in_momentum=True, decoupled=True),
+        "optax": dict(lr_in_momentum=False, decoupled=False),
     }
 
     def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0, convention="torch", *,
@@ -578,6 +588,7 @@ class Adagrad(Optimizer):
     ``"lee"``    0       0                    False        True        False
     ``"torch"``  1e-10   0                    False        False       False
     ``"keras"``  1e-7    0.1                  True         False       True
+    ``"optax"``  1e-7    0.1                  True         False       False
     ===========  ======  ===================  ===========  ==========  =========
 
     :math:`d = \sqrt{s} + \varepsilon` (PyTorch), :math:`\sqrt{s + \varepsilon}`
@@ -613,6 +624,7 @@ class Adagrad(Optimizer):
         "lee": dict(eps=0.0, initial_accumulator=0.0, eps_in_sqrt=False, root_state=True, decoupled=False),
         "torch": dict(eps=1e-10, initial_accumulator=0.0, eps_in_sqrt=False, root_state=False, decoupled=False),
         "keras": dict(eps=1e-7, initial_accumulator=0.1, eps_in_sqrt=True, root_state=False, decoupled=True),
+        "optax": dict(eps=1e-7, initial_accumulator=0.1, eps_in_sqrt=True, root_state=False, decoupled=False),
     }
 
     def __init__(self, lr, eps=None, initial_accumulator=None, weight_decay=0.0, convention="torch", *,
@@ -676,6 +688,7 @@ class RMSProp(Optimizer):
     ``"lee"``    0.9    0       ``"first"``      False        True            True        False
     ``"torch"``  0.99   1e-8    0                False        False           False       False
     ``"keras"``  0.9    1e-7    0                True         True            False       True
+    ``"optax"``  0.9    1e-8    0                True         True            False       False
     ===========  =====  ======  ===============  ===========  ==============  ==========  =========
 
     ``alpha`` is Keras' ``rho``; Lee's lecture leaves :math:`\alpha` open, the
@@ -739,6 +752,9 @@ class RMSProp(Optimizer):
                       lr_in_momentum=False, root_state=False, decoupled=False),
         "keras": dict(alpha=0.9, eps=1e-7, initial_average=0.0, eps_in_sqrt=True,
                       lr_in_momentum=True, root_state=False, decoupled=True),
+        # optax's rmsprop scales by the learning rate before its trace: lr inside the buffer.
+        "optax": dict(alpha=0.9, eps=1e-8, initial_average=0.0, eps_in_sqrt=True,
+                      lr_in_momentum=True, root_state=False, decoupled=False),
     }
 
     def __init__(self, lr, alpha=None, eps=None, momentum=0.0, centered=False, weight_decay=0.0,
@@ -825,6 +841,7 @@ class Adam(Optimizer):
     ``"lee"``    1e-8    True             False    False        (refused)
     ``"torch"``  1e-8    True             False    False        0.004
     ``"keras"``  1e-7    True             True     True         1
+    ``"optax"``  1e-8    True             False    False        inf
     ===========  ======  ===============  =======  ===========  ==============
 
     Every convention has ``eps_in_sqrt=False``, ``eps_root=0``, ``amsgrad=False``
@@ -847,8 +864,8 @@ class Adam(Optimizer):
     :math:`\mu_t = \beta_1(1 - \tfrac12\,0.96^{t\psi})` with ``momentum_decay``
     :math:`\psi` (PyTorch 0.004; Keras' :math:`0.96^t` is :math:`\psi = 1`, and
     ``convention="keras"`` with ``nesterov=True`` is Keras' ``Nadam``: ``eps_hat``
-    off unless given); ``momentum_decay=math.inf`` gives :math:`\mu_t = \beta_1`,
-    Dozat's NAdam and optax's ``nadam`` / ``adam(nesterov=True)``.  With ``nesterov``,
+    off unless given); ``momentum_decay=math.inf`` (the ``"optax"`` preset) gives
+    :math:`\mu_t = \beta_1`, Dozat's NAdam and optax's ``nadam`` / ``adam(nesterov=True)``.  With ``nesterov``,
     with ``eps_root`` or ε inside the root and with ``amsgrad="corrected"``,
     :math:`\hat v = v/(1-\beta_2^t)` is formed before the root, as those libraries do;
     PyTorch's Adam takes the root first, :math:`\sqrt v/\sqrt{1-\beta_2^t}`.
@@ -893,6 +910,7 @@ class Adam(Optimizer):
         "lee": dict(eps=1e-8, bias_correction=True, eps_hat=False, decoupled=False, momentum_decay=None),
         "torch": dict(eps=1e-8, bias_correction=True, eps_hat=False, decoupled=False, momentum_decay=0.004),
         "keras": dict(eps=1e-7, bias_correction=True, eps_hat=True, decoupled=True, momentum_decay=1.0),
+        "optax": dict(eps=1e-8, bias_correction=True, eps_hat=False, decoupled=False, momentum_decay=math.inf),
     }
 
     def __init__(self, lr, beta1=0.9, beta2=0.999, eps=None, weight_decay=0.0, decoupled=None,

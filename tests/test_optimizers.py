@@ -689,6 +689,22 @@ def test_maximize_ascends_without_touching_the_gradient(each_backend, make):
     np.testing.assert_array_equal(ascended, run(optimizer, [np.ones(4)], [[-grad]] * 3)[0])
 
 
+def test_optax_presets_are_optax_defaults():
+    """optax/_src/alias.py (commit 2edbcbe): adagrad(initial_accumulator_value=0.1, eps=1e-7), lines 347-351
+    (eps inside the root: scale_by_rss, transform.py line 72); rmsprop(decay=0.9, eps=1e-8, initial_scale=0.0,
+    eps_in_sqrt=True), lines 1960-1970, its trace after scale_by_learning_rate (lines 2062-2071); adam(eps=1e-8),
+    lines 432-437; nadam = adam(nesterov=True) with b1 constant (transform.py lines 286-291)."""
+    adagrad = refnet.Adagrad(0.1, convention="optax").settings
+    assert (adagrad["initial_accumulator"], adagrad["eps"], adagrad["eps_in_sqrt"]) == (0.1, 1e-7, True)
+    rmsprop = refnet.RMSProp(0.1, convention="optax").settings
+    assert (rmsprop["alpha"], rmsprop["eps"], rmsprop["initial_average"], rmsprop["eps_in_sqrt"],
+            rmsprop["lr_in_momentum"], rmsprop["bias_correction"]) == (0.9, 1e-8, 0.0, True, True, False)
+    adam = refnet.Adam(0.1, nesterov=True, convention="optax").settings
+    assert (adam["eps"], adam["eps_root"], adam["bias_correction"], adam["eps_hat"], adam["momentum_decay"]) == \
+        (1e-8, 0.0, True, False, math.inf)
+    assert not refnet.SGD(0.1, convention="optax").settings["lr_in_momentum"]
+
+
 @pytest.mark.parametrize("name", LIBRARY_UPDATES)
 def test_options_follow_the_libraries_sources(each_backend, name):
     make, update, state, decay = LIBRARY_UPDATES[name]

@@ -47,6 +47,21 @@ CASES = {
 }
 
 
+# convention="optax" with nothing else given, under a schedule (the step halving every 10 steps), so that
+# where the learning rate sits in a momentum buffer shows.
+PRESETS = {
+    "sgd(momentum, nesterov)": (lambda lr: refnet.SGD(lr, momentum=0.9, nesterov=True, convention="optax"),
+                                lambda lr: optax.sgd(lr, momentum=0.9, nesterov=True)),
+    "adagrad": (lambda lr: refnet.Adagrad(lr, convention="optax"), lambda lr: optax.adagrad(lr)),
+    "rmsprop(momentum)": (lambda lr: refnet.RMSProp(lr, momentum=0.9, convention="optax"),
+                          lambda lr: optax.rmsprop(lr, momentum=0.9)),
+    "adam": (lambda lr: refnet.Adam(lr, convention="optax"), lambda lr: optax.adam(lr)),
+    "nadam": (lambda lr: refnet.Adam(lr, nesterov=True, convention="optax"), lambda lr: optax.nadam(lr)),
+    "adamw": (lambda lr: refnet.Adam(lr, weight_decay=1e-4, decoupled=True, convention="optax"),
+              lambda lr: optax.adamw(lr)),
+}
+
+
 @pytest.fixture(scope="module", autouse=True)
 def float64_jax():
     enabled = jax.config.jax_enable_x64
@@ -76,4 +91,27 @@ def test_parity_with_optax(backend, name):
             want = np.asarray(theirs)
             assert want.dtype == np.float64
             worst = max(worst, float(np.max(np.abs(ours - want) / np.abs(want))))
+    assert worst <= 1e-12, worst
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_the_optax_convention_is_optax_under_a_schedule(name):
+    make, make_optax = PRESETS[name]
+    rng = np.random.default_rng(8)
+    start = rng.choice([-1.0, 1.0], SIZE) * rng.uniform(2.0, 3.0, SIZE)
+    ours = start.copy()
+    optimizer = make(1e-3)
+    optimizer.schedule = refnet.StepDecay(10, 0.5)
+    # optax.exponential_decay(staircase=True) is this schedule, but computes it in float32 from its int32 count.
+    float64 = jax.numpy.float64
+    transformation = make_optax(lambda count: 1e-3 * 0.5 ** (count // 10).astype(float64))
+    theirs = jax.numpy.asarray(start)
+    state = transformation.init(theirs)
+    worst = 0.0
+    for _ in range(40):
+        g = rng.standard_normal(SIZE)
+        optimizer.step([ours], [g])
+        updates, state = transformation.update(jax.numpy.asarray(g), state, theirs)
+        theirs = optax.apply_updates(theirs, updates)
+        worst = max(worst, float(np.max(np.abs(ours - np.asarray(theirs)) / np.abs(np.asarray(theirs)))))
     assert worst <= 1e-12, worst

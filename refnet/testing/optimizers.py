@@ -57,7 +57,8 @@ CONVENTIONS = {
                       decoupled=False),
         "keras": dict(alpha=0.9, eps=1e-7, eps_in_sqrt=True, initial_average=0.0, lr_in_momentum=True,
                       decoupled=True),
-        "optax": dict(alpha=0.9, eps=1e-8, eps_in_sqrt=True, initial_average=0.0, lr_in_momentum=False,
+        # optax.rmsprop chains scale_by_learning_rate before trace: the learning rate inside the buffer.
+        "optax": dict(alpha=0.9, eps=1e-8, eps_in_sqrt=True, initial_average=0.0, lr_in_momentum=True,
                       decoupled=False),
     },
     "adam": {"lee": _ADAM, "torch": _ADAM, "keras": dict(_ADAM_KERAS, decoupled=True), "optax": _ADAM},
