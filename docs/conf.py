@@ -8,7 +8,13 @@ a CDN.  Build with warnings as errors::
     sphinx-build -W -b doctest docs docs/_build/doctest
 """
 
+import sys
+from pathlib import Path
+
 import refnet
+
+# docs/_ext: the refnet-table directive (tables rendered from refnet.testing.specs).
+sys.path.insert(0, str(Path(__file__).parent / "_ext"))
 
 project = "refnet"
 author = "the refnet developers"
@@ -21,6 +27,7 @@ extensions = [
     "sphinx.ext.doctest",
     "numpydoc",
     "sphinx-mathjax-offline",
+    "refnet_tables",
 ]
 
 exclude_patterns = ["_build"]

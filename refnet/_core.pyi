@@ -56,16 +56,17 @@ def cross_entropy(outputs: NDArray[F], targets: NDArray[F], grad: NDArray[F]) ->
 def mean_squared_error(outputs: NDArray[F], targets: NDArray[F], grad: NDArray[F]) -> float: ...
 def sgd(param: NDArray[F], grad: NDArray[F], lr: float, l2: float, l1: float, keep: float) -> NDArray[F]: ...
 def sgd_momentum(
-    param: NDArray[F], grad: NDArray[F], buffer: NDArray[F], lr: float, momentum: float, nesterov: bool,
-    lr_in_momentum: bool, l2: float, l1: float, keep: float,
+    param: NDArray[F], grad: NDArray[F], buffer: NDArray[F], lr: float, momentum: float, dampening: float,
+    nesterov: bool, lr_in_momentum: bool, l2: float, l1: float, keep: float,
 ) -> NDArray[F]: ...
 def rmsprop(
     param: NDArray[F], grad: NDArray[F], square_avg: NDArray[F], grad_avg: NDArray[F], momentum_buffer: NDArray[F],
-    lr: float, old_weight: float, new_weight: float, momentum: float, eps: float, eps_in_sqrt: bool,
-    lr_in_momentum: bool, root_state: bool, l2: float, l1: float, keep: float,
+    lr: float, old_weight: float, new_weight: float, momentum: float, nesterov: bool, eps: float, eps_in_sqrt: bool,
+    lr_in_momentum: bool, root_state: bool, bias_correction: float, l2: float, l1: float, keep: float,
 ) -> NDArray[F]: ...
 def adam(
-    param: NDArray[F], grad: NDArray[F], exp_avg: NDArray[F], exp_avg_sq: NDArray[F], lr: float, beta1: float,
-    beta2: float, eps: float, bias_correction1: float, bias_correction2: float, eps_hat: bool, l2: float, l1: float,
-    keep: float,
+    param: NDArray[F], grad: NDArray[F], exp_avg: NDArray[F], exp_avg_sq: NDArray[F], max_exp_avg_sq: NDArray[F],
+    lr: float, beta1: float, beta2: float, eps_in: float, eps_out: float, bias_correction1: float,
+    bias_correction2: float, eps_hat: bool, correct_first: bool, amsgrad_corrected: bool, nesterov: bool, mu: float,
+    mu_next: float, bias_correction1_next: float, l2: float, l1: float, keep: float,
 ) -> NDArray[F]: ...

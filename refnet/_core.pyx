@@ -42,27 +42,30 @@ cdef extern from "_vmath.h" nogil:
         void (*tanh_backward_d)(const double*, const double*, double*, Py_ssize_t) noexcept nogil
         void (*exp_shifted_f)(const float*, double, double*, Py_ssize_t) noexcept nogil
         void (*exp_shifted_d)(const double*, double, double*, Py_ssize_t) noexcept nogil
-        void (*adam_f)(float*, const float*, float*, float*, float, float, float, float, float,
-                       float, float, float, float, Py_ssize_t, Py_ssize_t) noexcept nogil
-        void (*adam_penalised_f)(float*, const float*, float*, float*, float, float, float, float,
-                                 float, float, float, float, float, Py_ssize_t, Py_ssize_t) noexcept nogil
-        void (*adam_d)(double*, const double*, double*, double*, double, double, double, double,
-                       double, double, double, double, double, Py_ssize_t, Py_ssize_t) noexcept nogil
-        void (*adam_penalised_d)(double*, const double*, double*, double*, double, double, double,
-                                 double, double, double, double, double, double, Py_ssize_t,
-                                 Py_ssize_t) noexcept nogil
     refnet_vmath_table refnet_vmath
-    int refnet_rmsprop_variant(int penalised, int root_state, int centered, int with_momentum)
+    int refnet_adam_variant(int penalised, int inside, int ams, int nesterov)
+    void refnet_adam_float(int variant, float* param, const float* grad, float* exp_avg,
+                           float* exp_avg_sq, float* max_exp_avg_sq, float coef_m, float coef_g,
+                           float c, float one_minus_beta1, float beta2, float one_minus_beta2,
+                           float eps_in, float eps_out, float l2, float l1, float keep,
+                           Py_ssize_t start, Py_ssize_t stop)
+    void refnet_adam_double(int variant, double* param, const double* grad, double* exp_avg,
+                            double* exp_avg_sq, double* max_exp_avg_sq, double coef_m,
+                            double coef_g, double c, double one_minus_beta1, double beta2,
+                            double one_minus_beta2, double eps_in, double eps_out, double l2,
+                            double l1, double keep, Py_ssize_t start, Py_ssize_t stop)
+    int refnet_rmsprop_variant(int penalised, int root_state, int centered, int with_momentum,
+                               int nesterov, int corrected)
     void refnet_rmsprop_float(int variant, float* param, const float* grad, float* square_avg,
                               float* grad_avg, float* momentum_buffer, float lr, float old_weight,
                               float new_weight, float momentum, float eps_in, float eps_out,
-                              float gain, float scale, float l2, float l1, float keep,
+                              float gain, float scale, float c, float l2, float l1, float keep,
                               Py_ssize_t start, Py_ssize_t stop)
     void refnet_rmsprop_double(int variant, double* param, const double* grad, double* square_avg,
                                double* grad_avg, double* momentum_buffer, double lr,
                                double old_weight, double new_weight, double momentum,
-                               double eps_in, double eps_out, double gain, double scale, double l2,
-                               double l1, double keep, Py_ssize_t start, Py_ssize_t stop)
+                               double eps_in, double eps_out, double gain, double scale, double c,
+                               double l2, double l1, double keep, Py_ssize_t start, Py_ssize_t stop)
     const char* refnet_vmath_select(int limit)
     double refnet_exp(double x)
     double _sigmoid_of "refnet_sigmoid_of"(double z)

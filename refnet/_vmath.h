@@ -147,11 +147,17 @@ REFNET_INLINE double refnet_tanh_derivative_of(double z) {
    and the NumPy reference (refnet/reference/optimizers.py), so the same bits on every clone:
    float64 sqrt and division are compute-bound at two lanes (SSE2), not at eight (AVX-512).
    g := g + l2 theta + l1 sgn(theta) where penalised;  m += (1 - b1)(g - m);
-   v := b2 v + (1 - b2) g^2;  theta := keep theta - step_size m / max(sqrt(v) / root_c2 + eps, tiny). */
-#define REFNET_ADAM(name, T, SQRT, TINY, penalised, attr)                                   \
-    attr static void name(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, T step_size,  \
-                          T root_c2, T one_minus_beta1, T beta2, T one_minus_beta2, T eps,  \
-                          T l2, T l1, T keep, ptrdiff_t start, ptrdiff_t stop) {            \
+   v := b2 v + (1 - b2) g^2;  AMSGrad (ams 1): v := vmax := max(vmax, v); (ams 2, optax):
+   vmax := max(vmax, v / c), d := sqrt(vmax + eps_in) + eps_out;  otherwise d := sqrt(v / c + eps_in)
+   + eps_out where inside (c = c2), d := sqrt(v) / c + eps_out where not (c = sqrt(c2));
+   n := coef_m m (+ coef_g g for Nesterov);  theta := keep theta - n / max(d, tiny).
+   max is np.maximum's: a NaN in either operand is the result. */
+#define REFNET_MAX_NAN(a, b) (((a) >= (b) || (a) != (a)) ? (a) : (b))
+#define REFNET_ADAM(name, T, SQRT, TINY, penalised, inside, ams, nesterov, attr)             \
+    attr static void name(T* param, const T* grad, T* exp_avg, T* exp_avg_sq,               \
+                          T* max_exp_avg_sq, T coef_m, T coef_g, T c, T one_minus_beta1,    \
+                          T beta2, T one_minus_beta2, T eps_in, T eps_out, T l2, T l1,      \
+                          T keep, ptrdiff_t start, ptrdiff_t stop) {                        \
         for (ptrdiff_t i = start; i < stop; i++) {                                          \
             T theta = param[i];                                                             \
             T g = grad[i];                                                                  \
@@ -165,16 +171,60 @@ REFNET_INLINE double refnet_tanh_derivative_of(double z) {
             exp_avg[i] = m;                                                                 \
             T v = beta2 * exp_avg_sq[i] + one_minus_beta2 * g * g;                          \
             exp_avg_sq[i] = v;                                                              \
-            T d = SQRT(v) / root_c2 + eps;                                                  \
+            T d;                                                                            \
+            if (ams == 2) {                                                                 \
+                T most = REFNET_MAX_NAN(max_exp_avg_sq[i], v / c);                          \
+                max_exp_avg_sq[i] = most;                                                   \
+                d = SQRT(most + eps_in) + eps_out;                                          \
+            } else {                                                                        \
+                if (ams == 1) {                                                             \
+                    v = REFNET_MAX_NAN(max_exp_avg_sq[i], v);                               \
+                    max_exp_avg_sq[i] = v;                                                  \
+                }                                                                           \
+                if (inside)                                                                 \
+                    d = SQRT(v / c + eps_in) + eps_out;                                     \
+                else                                                                        \
+                    d = SQRT(v) / c + eps_out;                                              \
+            }                                                                               \
             d = d < TINY ? TINY : d;                                                        \
-            param[i] = keep * theta - step_size * m / d;                                    \
+            T n = nesterov ? coef_m * m + coef_g * g : coef_m * m;                          \
+            param[i] = keep * theta - n / d;                                                \
         }                                                                                   \
     }
 
-typedef void (*refnet_adam_f)(float*, const float*, float*, float*, float, float, float, float,
-                              float, float, float, float, float, ptrdiff_t, ptrdiff_t);
-typedef void (*refnet_adam_d)(double*, const double*, double*, double*, double, double, double,
-                              double, double, double, double, double, double, ptrdiff_t, ptrdiff_t);
+typedef void (*refnet_adam_f)(float*, const float*, float*, float*, float*, float, float, float,
+                              float, float, float, float, float, float, float, float,
+                              ptrdiff_t, ptrdiff_t);
+typedef void (*refnet_adam_d)(double*, const double*, double*, double*, double*, double, double,
+                              double, double, double, double, double, double, double, double,
+                              double, ptrdiff_t, ptrdiff_t);
+#define REFNET_ADAM_F(name, pen, ins, ams, nes, attr)                                       \
+    REFNET_ADAM(name, float, sqrtf, FLT_TRUE_MIN, pen, ins, ams, nes, attr)
+#define REFNET_ADAM_D(name, pen, ins, ams, nes, attr)                                       \
+    REFNET_ADAM(name, double, sqrt, DBL_TRUE_MIN, pen, ins, ams, nes, attr)
+
+/* The variants in the order refnet_adam_variant numbers them: penalised * 8 + one of (),
+   (inside), (ams 1), (ams 1, inside), (ams 2, which is always inside), then Nesterov's, whose
+   v is always corrected before the root: (inside), (ams 1, inside), (ams 2). */
+#define REFNET_ADAM_PEN(S, T, suffix, pen, attr)                                            \
+    REFNET_ADAM_##S(refnet_adam_##T##pen##0_##suffix, pen, 0, 0, 0, attr)                   \
+    REFNET_ADAM_##S(refnet_adam_##T##pen##1_##suffix, pen, 1, 0, 0, attr)                   \
+    REFNET_ADAM_##S(refnet_adam_##T##pen##2_##suffix, pen, 0, 1, 0, attr)                   \
+    REFNET_ADAM_##S(refnet_adam_##T##pen##3_##suffix, pen, 1, 1, 0, attr)                   \
+    REFNET_ADAM_##S(refnet_adam_##T##pen##4_##suffix, pen, 1, 2, 0, attr)                   \
+    REFNET_ADAM_##S(refnet_adam_##T##pen##5_##suffix, pen, 1, 0, 1, attr)                   \
+    REFNET_ADAM_##S(refnet_adam_##T##pen##6_##suffix, pen, 1, 1, 1, attr)                   \
+    REFNET_ADAM_##S(refnet_adam_##T##pen##7_##suffix, pen, 1, 2, 1, attr)
+#define REFNET_ADAM_ALL(S, T, suffix, attr)                                                 \
+    REFNET_ADAM_PEN(S, T, suffix, 0, attr)                                                  \
+    REFNET_ADAM_PEN(S, T, suffix, 1, attr)
+#define REFNET_ADAM_PEN_LIST(T, pen, suffix)                                                \
+    refnet_adam_##T##pen##0_##suffix, refnet_adam_##T##pen##1_##suffix,                    \
+    refnet_adam_##T##pen##2_##suffix, refnet_adam_##T##pen##3_##suffix,                    \
+    refnet_adam_##T##pen##4_##suffix, refnet_adam_##T##pen##5_##suffix,                    \
+    refnet_adam_##T##pen##6_##suffix, refnet_adam_##T##pen##7_##suffix
+#define REFNET_ADAM_LIST(T, suffix)                                                         \
+    {REFNET_ADAM_PEN_LIST(T, 0, suffix), REFNET_ADAM_PEN_LIST(T, 1, suffix)}
 
 /* RMSProp and Adagrad (weights (1, 1)), every variant, as the Cython loops they replaced and
    the NumPy reference: the same operations in the same order, so the same bits.  One loop
@@ -182,9 +232,10 @@ typedef void (*refnet_adam_d)(double*, const double*, double*, double*, double, 
    g := g + l2 theta + l1 sgn(theta) where penalised;
    root state (Lee): s := sqrt(a (s/2^e)^2 + b (|g|/2^e)^2) 2^e with 2^e the binade of
    s + |g| clipped to keep both powers normal, d := s + eps_out;  otherwise
-   v := a v + b g^2 (centered: minus the square of g_bar := a g_bar + b g, floored at 0),
-   d := sqrt(v + eps_in) + eps_out;  n := g / max(d, tiny);
-   with momentum: B := mu B + gain n, theta := keep theta - scale B; else theta := keep theta - lr n. */
+   v := a v + b g^2 (corrected: divided by c; centered: minus the square of g_bar := a g_bar + b g,
+   divided by c where corrected, floored at 0), d := sqrt(v + eps_in) + eps_out;  n := g / max(d, tiny);
+   with momentum: B := mu B + gain n, theta := keep theta - scale B (Nesterov: scale (mu B + gain n));
+   else theta := keep theta - lr n. */
 /* down = 2^-e and up = 2^e where m = f 2^e, f in [0.5, 1) (np.frexp), m >= 0 clipped to
    [2^-bias, TOP] first so that both are normal (as the reference does).  From the exponent
    field with integer and/add/subtract, which vectorise where frexp and ldexp do not: for a
@@ -202,10 +253,10 @@ typedef void (*refnet_adam_d)(double*, const double*, double*, double*, double, 
         memcpy(&(up), &power_, sizeof power_);                                              \
     }
 #define REFNET_RMSPROP(name, T, U, SQRT, TINY, TOP, MASK, DOWN_BASE, UNIT, penalised, root_state, \
-                       centered, with_momentum, attr)                                       \
+                       centered, with_momentum, nesterov, corrected, attr)                  \
     attr static void name(T* param, const T* grad, T* square_avg, T* grad_avg,               \
                           T* momentum_buffer, T lr, T old_weight, T new_weight, T momentum, \
-                          T eps_in, T eps_out, T gain, T scale, T l2, T l1, T keep,         \
+                          T eps_in, T eps_out, T gain, T scale, T c, T l2, T l1, T keep,    \
                           ptrdiff_t start, ptrdiff_t stop) {                                \
         for (ptrdiff_t i = start; i < stop; i++) {                                          \
             T theta = param[i];                                                             \
@@ -229,11 +280,12 @@ typedef void (*refnet_adam_d)(double*, const double*, double*, double*, double, 
             } else {                                                                        \
                 T v = old_weight * square_avg[i] + new_weight * g * g;                      \
                 square_avg[i] = v;                                                          \
-                T variance = v;                                                             \
+                T variance = corrected ? v / c : v;                                         \
                 if (centered) {                                                             \
                     T g_bar = old_weight * grad_avg[i] + new_weight * g;                    \
                     grad_avg[i] = g_bar;                                                    \
-                    variance = v - g_bar * g_bar;                                           \
+                    if (corrected) g_bar = g_bar / c;                                       \
+                    variance = variance - g_bar * g_bar;                                    \
                     variance = variance < 0 ? (T)0 : variance;                              \
                 }                                                                           \
                 d = SQRT(variance + eps_in) + eps_out;                                      \
@@ -242,49 +294,57 @@ typedef void (*refnet_adam_d)(double*, const double*, double*, double*, double, 
             if (with_momentum) {                                                            \
                 T b = momentum * momentum_buffer[i] + gain * normalised;                    \
                 momentum_buffer[i] = b;                                                     \
-                param[i] = keep * theta - scale * b;                                        \
+                param[i] = keep * theta - scale * (nesterov ? momentum * b + gain * normalised : b); \
             } else {                                                                        \
                 param[i] = keep * theta - lr * normalised;                                  \
             }                                                                               \
         }                                                                                   \
     }
 
-#define REFNET_RMSPROP_F(name, pen, root, cen, mom, attr)                                   \
+#define REFNET_RMSPROP_F(name, pen, root, cen, mom, nes, cor, attr)                        \
     REFNET_RMSPROP(name, float, uint32_t, sqrtf, FLT_TRUE_MIN, 0x1p125f, 0x7F800000u,      \
-                   0x7E800000u, 0x00800000u, pen, root, cen, mom, attr)
-#define REFNET_RMSPROP_D(name, pen, root, cen, mom, attr)                                   \
+                   0x7E800000u, 0x00800000u, pen, root, cen, mom, nes, cor, attr)
+#define REFNET_RMSPROP_D(name, pen, root, cen, mom, nes, cor, attr)                        \
     REFNET_RMSPROP(name, double, uint64_t, sqrt, DBL_TRUE_MIN, 0x1p1021, 0x7FF0000000000000u, \
-                   0x7FD0000000000000u, 0x0010000000000000u, pen, root, cen, mom, attr)
+                   0x7FD0000000000000u, 0x0010000000000000u, pen, root, cen, mom, nes, cor, attr)
 
 typedef void (*refnet_rmsprop_f)(float*, const float*, float*, float*, float*, float, float, float,
-                                 float, float, float, float, float, float, float, float,
+                                 float, float, float, float, float, float, float, float, float,
                                  ptrdiff_t, ptrdiff_t);
 typedef void (*refnet_rmsprop_d)(double*, const double*, double*, double*, double*, double, double,
                                  double, double, double, double, double, double, double, double,
-                                 double, ptrdiff_t, ptrdiff_t);
+                                 double, double, ptrdiff_t, ptrdiff_t);
 
-/* The variants in the order refnet_rmsprop_variant numbers them: penalised * 6 + one of
-   (root), (root, momentum), (), (momentum), (centered), (centered, momentum). */
+/* The variants in the order refnet_rmsprop_variant numbers them: penalised * 15 + one of
+   (root), (root, momentum), (root, momentum, nesterov), then for the average v, uncorrected
+   and corrected: (), (momentum), (momentum, nesterov), (centered), (centered, momentum),
+   (centered, momentum, nesterov). */
+#define REFNET_RMSPROP_V(S, T, suffix, pen, first, cor, attr)                               \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##first##0_##suffix, pen, 0, 0, 0, 0, cor, attr)   \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##first##1_##suffix, pen, 0, 0, 1, 0, cor, attr)   \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##first##2_##suffix, pen, 0, 0, 1, 1, cor, attr)   \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##first##3_##suffix, pen, 0, 1, 0, 0, cor, attr)   \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##first##4_##suffix, pen, 0, 1, 1, 0, cor, attr)   \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##first##5_##suffix, pen, 0, 1, 1, 1, cor, attr)
+#define REFNET_RMSPROP_PEN(S, T, suffix, pen, attr)                                         \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##pen##r0_##suffix, pen, 1, 0, 0, 0, 0, attr)      \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##pen##r1_##suffix, pen, 1, 0, 1, 0, 0, attr)      \
+    REFNET_RMSPROP_##S(refnet_rmsprop_##T##pen##r2_##suffix, pen, 1, 0, 1, 1, 0, attr)      \
+    REFNET_RMSPROP_V(S, T, suffix, pen, pen##u, 0, attr)                                    \
+    REFNET_RMSPROP_V(S, T, suffix, pen, pen##c, 1, attr)
 #define REFNET_RMSPROP_ALL(S, T, suffix, attr)                                              \
-    REFNET_RMSPROP_##S(refnet_rmsprop_##T##0_##suffix, 0, 1, 0, 0, attr)                    \
-    REFNET_RMSPROP_##S(refnet_rmsprop_##T##1_##suffix, 0, 1, 0, 1, attr)                    \
-    REFNET_RMSPROP_##S(refnet_rmsprop_##T##2_##suffix, 0, 0, 0, 0, attr)                    \
-    REFNET_RMSPROP_##S(refnet_rmsprop_##T##3_##suffix, 0, 0, 0, 1, attr)                    \
-    REFNET_RMSPROP_##S(refnet_rmsprop_##T##4_##suffix, 0, 0, 1, 0, attr)                    \
-    REFNET_RMSPROP_##S(refnet_rmsprop_##T##5_##suffix, 0, 0, 1, 1, attr)                    \
-    REFNET_RMSPROP_##S(refnet_rmsprop_##T##6_##suffix, 1, 1, 0, 0, attr)                    \
-    REFNET_RMSPROP_##S(refnet_rmsprop_##T##7_##suffix, 1, 1, 0, 1, attr)                    \
-    REFNET_RMSPROP_##S(refnet_rmsprop_##T##8_##suffix, 1, 0, 0, 0, attr)                    \
-    REFNET_RMSPROP_##S(refnet_rmsprop_##T##9_##suffix, 1, 0, 0, 1, attr)                    \
-    REFNET_RMSPROP_##S(refnet_rmsprop_##T##10_##suffix, 1, 0, 1, 0, attr)                   \
-    REFNET_RMSPROP_##S(refnet_rmsprop_##T##11_##suffix, 1, 0, 1, 1, attr)
+    REFNET_RMSPROP_PEN(S, T, suffix, 0, attr)                                               \
+    REFNET_RMSPROP_PEN(S, T, suffix, 1, attr)
+#define REFNET_RMSPROP_V_LIST(T, first, suffix)                                             \
+    refnet_rmsprop_##T##first##0_##suffix, refnet_rmsprop_##T##first##1_##suffix,          \
+    refnet_rmsprop_##T##first##2_##suffix, refnet_rmsprop_##T##first##3_##suffix,          \
+    refnet_rmsprop_##T##first##4_##suffix, refnet_rmsprop_##T##first##5_##suffix
+#define REFNET_RMSPROP_PEN_LIST(T, pen, suffix)                                             \
+    refnet_rmsprop_##T##pen##r0_##suffix, refnet_rmsprop_##T##pen##r1_##suffix,            \
+    refnet_rmsprop_##T##pen##r2_##suffix, REFNET_RMSPROP_V_LIST(T, pen##u, suffix),         \
+    REFNET_RMSPROP_V_LIST(T, pen##c, suffix)
 #define REFNET_RMSPROP_LIST(T, suffix)                                                      \
-    {refnet_rmsprop_##T##0_##suffix, refnet_rmsprop_##T##1_##suffix,                        \
-     refnet_rmsprop_##T##2_##suffix, refnet_rmsprop_##T##3_##suffix,                        \
-     refnet_rmsprop_##T##4_##suffix, refnet_rmsprop_##T##5_##suffix,                        \
-     refnet_rmsprop_##T##6_##suffix, refnet_rmsprop_##T##7_##suffix,                        \
-     refnet_rmsprop_##T##8_##suffix, refnet_rmsprop_##T##9_##suffix,                        \
-     refnet_rmsprop_##T##10_##suffix, refnet_rmsprop_##T##11_##suffix}
+    {REFNET_RMSPROP_PEN_LIST(T, 0, suffix), REFNET_RMSPROP_PEN_LIST(T, 1, suffix)}
 
 /* No `restrict`: the elementwise kernels may run in place (out == z); the compiler
    checks for overlap at run time and vectorises either way. */
@@ -304,12 +364,10 @@ typedef struct {
     void (*tanh_backward_d)(const double*, const double*, double*, ptrdiff_t);
     void (*exp_shifted_f)(const float*, double, double*, ptrdiff_t);
     void (*exp_shifted_d)(const double*, double, double*, ptrdiff_t);
-    refnet_adam_f adam_f;             /* without a penalty */
-    refnet_adam_f adam_penalised_f;
-    refnet_adam_d adam_d;
-    refnet_adam_d adam_penalised_d;
-    refnet_rmsprop_f rmsprop_f[12];   /* numbered by refnet_rmsprop_variant */
-    refnet_rmsprop_d rmsprop_d[12];
+    refnet_adam_f adam_f[16];         /* numbered by refnet_adam_variant */
+    refnet_adam_d adam_d[16];
+    refnet_rmsprop_f rmsprop_f[30];   /* numbered by refnet_rmsprop_variant */
+    refnet_rmsprop_d rmsprop_d[30];
 } refnet_vmath_table;
 
 #define REFNET_TABLE(suffix, attr)                                                          \
@@ -327,10 +385,8 @@ typedef struct {
     REFNET_BINARY(refnet_tanh_backward_d_##suffix, double, refnet_tanh_derivative_of, attr) \
     REFNET_EXP_SHIFTED(refnet_exp_shifted_f_##suffix, float, attr)                          \
     REFNET_EXP_SHIFTED(refnet_exp_shifted_d_##suffix, double, attr)                         \
-    REFNET_ADAM(refnet_adam_f_##suffix, float, sqrtf, FLT_TRUE_MIN, 0, attr)                 \
-    REFNET_ADAM(refnet_adam_penalised_f_##suffix, float, sqrtf, FLT_TRUE_MIN, 1, attr)       \
-    REFNET_ADAM(refnet_adam_d_##suffix, double, sqrt, DBL_TRUE_MIN, 0, attr)                 \
-    REFNET_ADAM(refnet_adam_penalised_d_##suffix, double, sqrt, DBL_TRUE_MIN, 1, attr)       \
+    REFNET_ADAM_ALL(F, f, suffix, attr)                                                     \
+    REFNET_ADAM_ALL(D, d, suffix, attr)                                                     \
     REFNET_RMSPROP_ALL(F, f, suffix, attr)                                                  \
     REFNET_RMSPROP_ALL(D, d, suffix, attr)                                                  \
     static const refnet_vmath_table refnet_vmath_##suffix = {                               \
@@ -342,8 +398,7 @@ typedef struct {
         refnet_sigmoid_backward_f_##suffix, refnet_sigmoid_backward_d_##suffix,             \
         refnet_tanh_backward_f_##suffix, refnet_tanh_backward_d_##suffix,                   \
         refnet_exp_shifted_f_##suffix, refnet_exp_shifted_d_##suffix,                      \
-        refnet_adam_f_##suffix, refnet_adam_penalised_f_##suffix,                           \
-        refnet_adam_d_##suffix, refnet_adam_penalised_d_##suffix,                           \
+        REFNET_ADAM_LIST(f, suffix), REFNET_ADAM_LIST(d, suffix),                           \
         REFNET_RMSPROP_LIST(f, suffix), REFNET_RMSPROP_LIST(d, suffix),                     \
     };
 
@@ -375,19 +430,49 @@ static const char* refnet_vmath_select(int limit) {
     return refnet_vmath.isa;
 }
 
-/* The index of an RMSProp/Adagrad variant in the table (root state is never centered). */
-static inline int refnet_rmsprop_variant(int penalised, int root_state, int centered, int with_momentum) {
-    int variant = root_state ? (with_momentum ? 1 : 0) : 2 + 2 * (centered != 0) + (with_momentum != 0);
-    return 6 * (penalised != 0) + variant;
+/* The index of an Adam variant in the table (ams 2, and Nesterov, always inside). */
+static inline int refnet_adam_variant(int penalised, int inside, int ams, int nesterov) {
+    int variant = nesterov ? 5 + ams : ams == 2 ? 4 : 2 * (ams != 0) + (inside != 0);
+    return 8 * (penalised != 0) + variant;
+}
+
+static inline void refnet_adam_float(int variant, float* param, const float* grad, float* exp_avg,
+                                     float* exp_avg_sq, float* max_exp_avg_sq, float coef_m,
+                                     float coef_g, float c, float one_minus_beta1, float beta2,
+                                     float one_minus_beta2, float eps_in, float eps_out, float l2,
+                                     float l1, float keep, ptrdiff_t start, ptrdiff_t stop) {
+    refnet_vmath.adam_f[variant](param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, coef_m, coef_g, c,
+                                 one_minus_beta1, beta2, one_minus_beta2, eps_in, eps_out, l2, l1,
+                                 keep, start, stop);
+}
+
+static inline void refnet_adam_double(int variant, double* param, const double* grad,
+                                      double* exp_avg, double* exp_avg_sq, double* max_exp_avg_sq,
+                                      double coef_m, double coef_g, double c,
+                                      double one_minus_beta1, double beta2, double one_minus_beta2,
+                                      double eps_in, double eps_out, double l2, double l1,
+                                      double keep, ptrdiff_t start, ptrdiff_t stop) {
+    refnet_vmath.adam_d[variant](param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, coef_m, coef_g, c,
+                                 one_minus_beta1, beta2, one_minus_beta2, eps_in, eps_out, l2, l1,
+                                 keep, start, stop);
+}
+
+/* The index of an RMSProp/Adagrad variant in the table (root state is never centered nor
+   corrected; Nesterov needs momentum). */
+static inline int refnet_rmsprop_variant(int penalised, int root_state, int centered, int with_momentum,
+                                         int nesterov, int corrected) {
+    int step = with_momentum ? 1 + (nesterov != 0) : 0;
+    int variant = root_state ? step : 3 + 6 * (corrected != 0) + 3 * (centered != 0) + step;
+    return 15 * (penalised != 0) + variant;
 }
 
 static inline void refnet_rmsprop_float(int variant, float* param, const float* grad, float* square_avg,
                                         float* grad_avg, float* momentum_buffer, float lr,
                                         float old_weight, float new_weight, float momentum,
-                                        float eps_in, float eps_out, float gain, float scale,
+                                        float eps_in, float eps_out, float gain, float scale, float c,
                                         float l2, float l1, float keep, ptrdiff_t start, ptrdiff_t stop) {
     refnet_vmath.rmsprop_f[variant](param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight,
-                                    new_weight, momentum, eps_in, eps_out, gain, scale, l2, l1, keep,
+                                    new_weight, momentum, eps_in, eps_out, gain, scale, c, l2, l1, keep,
                                     start, stop);
 }
 
@@ -395,10 +480,11 @@ static inline void refnet_rmsprop_double(int variant, double* param, const doubl
                                          double* square_avg, double* grad_avg,
                                          double* momentum_buffer, double lr, double old_weight,
                                          double new_weight, double momentum, double eps_in,
-                                         double eps_out, double gain, double scale, double l2,
-                                         double l1, double keep, ptrdiff_t start, ptrdiff_t stop) {
+                                         double eps_out, double gain, double scale, double c,
+                                         double l2, double l1, double keep, ptrdiff_t start,
+                                         ptrdiff_t stop) {
     refnet_vmath.rmsprop_d[variant](param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight,
-                                    new_weight, momentum, eps_in, eps_out, gain, scale, l2, l1, keep,
+                                    new_weight, momentum, eps_in, eps_out, gain, scale, c, l2, l1, keep,
                                     start, stop);
 }
 

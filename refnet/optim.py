@@ -22,6 +22,13 @@ table of switches and default hyper-parameters:
     rate inside the RMSProp momentum buffer, Keras' defaults, and ``weight_decay``
     meaning Keras' decoupled decay :math:`\theta \leftarrow \theta - \eta\lambda\theta`
     in every optimizer.
+``"optax"``
+    optax's ``sgd``, ``adagrad``, ``rmsprop`` and ``adam`` [Optax]: :math:`\varepsilon`
+    inside the root for Adagrad and RMSProp, the Adagrad accumulator starting at 0.1,
+    the RMSProp learning rate inside the momentum trace (optax scales before its
+    ``trace``), Adam as Algorithm 1 and ``nesterov=True`` as optax's ``nadam``
+    (:math:`\mu_t = \beta_1`); ``weight_decay`` coupled unless ``decoupled``
+    (``optax.adamw``), as optax adds ``add_decayed_weights`` before scaling.
 
 ``lr`` is always required.  A hyper-parameter or switch left at ``None`` takes
 the convention's value; one given explicitly overrides it.  Each class lists
@@ -52,6 +59,22 @@ Common to every optimizer:
   ``weight_decay_scale`` and ``l1_scale`` multiply their weight decay
   :math:`\lambda` and their L1 coefficient (the dropout conversions of
   :func:`refnet.ensemble.dropout_parameter_groups` need all three scales).  Later groups override earlier ones for the keys they set.
+* ``maximize=True`` ascends instead (PyTorch's ``maximize``): the gradient is negated
+  before anything else, in every optimizer.
+* ``clip_value=``, ``clip_norm=``, ``clip_rms=`` or ``global_clip_norm=`` (at most
+  one, as in Keras) clip the gradients before the update, into the optimizer's own
+  buffers (the caller's gradient arrays are never modified): each element to
+  :math:`[-c, c]` (Keras ``clipvalue``, torch ``clip_grad_value_``, optax ``clip``), each
+  array to norm :math:`c` (Keras ``clipnorm``) or RMS :math:`c` (optax
+  ``clip_by_block_rms``), or all arrays together to norm :math:`c` (torch
+  ``clip_grad_norm_``, Keras ``global_clipnorm``, optax ``clip_by_global_norm``), by the
+  factor :math:`\min(1, c / (\lVert g\rVert_p + \varepsilon))`.  ``clip_norm_type`` is
+  :math:`p` (default 2, torch's ``norm_type``); ``clip_eps`` is :math:`\varepsilon`, by
+  default 1e-6 for ``global_clip_norm`` under ``"torch"`` (``clip_grad_norm_``'s constant)
+  and 0 otherwise (Keras, optax).  Clipping acts on the gradient alone: coupled L2 and L1 are added after it,
+  as they are inside ``torch.optim`` after ``clip_grad_norm_``.  The formulas and their
+  edge cases (zero, empty, inf, NaN) are in :mod:`refnet.reference.clipping`, whose
+  functions are also exported here.
 * ``state_dict()`` / ``load_state_dict()`` save and restore the step count and
   every state array (copies), so a resumed run continues bit for bit.
 
@@ -63,6 +86,7 @@ the notes here say which part of each source this module follows.
 * [Lee] Hung-yi Lee, "Tips for Training DNN", NTU Machine Learning course.
 * [Torch] PyTorch documentation of ``torch.optim``.
 * [Keras] Keras 3 source, ``keras/src/optimizers/``.
+* [Optax] optax source, ``optax/_src/alias.py`` and ``transform.py``.
 """
 
 import copy
@@ -77,10 +101,13 @@ import numpy as np
 
 from . import _validate
 from .backend import active
+from .reference import clipping as _clipping
+from .reference.clipping import clip_by_global_norm, clip_by_norm, clip_by_rms, clip_by_value, grad_norm
 
-__all__ = ["SGD", "Adagrad", "RMSProp", "Adam", "Constant", "StepDecay", "InverseTime", "CONVENTIONS"]
+__all__ = ["SGD", "Adagrad", "RMSProp", "Adam", "Constant", "StepDecay", "InverseTime", "CONVENTIONS",
+           "clip_by_value", "clip_by_norm", "clip_by_rms", "clip_by_global_norm", "grad_norm"]
 
-CONVENTIONS = ("lee", "torch", "keras")
+CONVENTIONS = ("lee", "torch", "keras", "optax")
 
 
 # --- learning-rate schedules ---------------------------------------------------------
@@ -216,6 +243,16 @@ class _Plan:
         self.params = [p.reshape(-1) for p in params]
         self.states = [{key: a.reshape(-1) for key, a in state.items()} for state in self.state]
         self._grads = self._flat_grads = self._aliased = None
+        self._clipped = None
+
+    def clipped(self, grads, clipping):
+        """``grads`` clipped into buffers the plan keeps, allocated on the first clipped step only."""
+        if self._clipped is None:
+            self._clipped = [np.empty_like(p) for p in self.params]
+        with np.errstate(all="ignore"):
+            _clipping.clip_into(clipping["kind"], grads, self._clipped, clipping["threshold"],
+                                clipping["norm_type"], clipping["eps"])
+        return self._clipped
 
     def serves(self, optimizer, params, names):
         return (optimizer._state is self.state and isinstance(params, (list, tuple))
@@ -253,10 +290,18 @@ class Optimizer:
     # None -- "the preset's value" -- means the same for them as for the others.
     _DEFAULTS = {}
 
-    def __init__(self, lr, convention, *, l1, schedule, groups, **given):
+    # clip_eps of global_clip_norm where not given: PyTorch's clip_grad_norm_ adds 1e-6 to the norm,
+    # Keras and optax nothing.  The per-array forms are Keras' and optax's alone: 0 in every convention.
+    _CLIP_EPS = {"lee": 0.0, "torch": _clipping.TORCH_EPS, "keras": 0.0, "optax": 0.0}
+
+    def __init__(self, lr, convention, *, l1, schedule, groups, clip_value=None, clip_norm=None, clip_rms=None,
+                 global_clip_norm=None, clip_norm_type=2.0, clip_eps=None, **given):
         if convention not in CONVENTIONS:
             raise ValueError(f"convention must be one of {list(CONVENTIONS)}, got {convention!r}")
         self.convention = convention
+        self.clipping = self._checked_clipping(convention, dict(
+            value=clip_value, norm=clip_norm, rms=clip_rms, global_norm=global_clip_norm),
+            clip_norm_type, clip_eps)
         self.lr = _in_range(lr, "lr", 0.0)
         self.l1 = _in_range(l1, "l1", 0.0)
         self.schedule = Constant() if schedule is None else schedule
@@ -279,7 +324,33 @@ class Optimizer:
 
     def __repr__(self):
         options = ", ".join(f"{key}={value!r}" for key, value in self.settings.items())
+        if self.clipping is not None:
+            c = self.clipping
+            options += f", {self._CLIP_ARGUMENTS[c['kind']]}={c['threshold']!r}"
+            if c["kind"] in ("norm", "global_norm"):
+                options += f", clip_norm_type={c['norm_type']!r}, clip_eps={c['eps']!r}"
         return f"{type(self).__name__}(lr={self.lr!r}, convention={self.convention!r}, {options})"
+
+    _CLIP_ARGUMENTS = {"value": "clip_value", "norm": "clip_norm", "rms": "clip_rms", "global_norm": "global_clip_norm"}
+
+    @classmethod
+    def _checked_clipping(cls, convention, thresholds, norm_type, eps):
+        """None, or the one clipping asked for: kind, threshold, norm type and ε, checked."""
+        given = {kind: value for kind, value in thresholds.items() if value is not None}
+        if len(given) > 1:
+            names = ", ".join(f"{cls._CLIP_ARGUMENTS[kind]}={value!r}" for kind, value in given.items())
+            raise ValueError(f"at most one of clip_value, clip_norm, clip_rms and global_clip_norm may be set "
+                             f"(as in Keras), got {names}")
+        norm_type = _clipping.check_norm_type(norm_type, "clip_norm_type")
+        if eps is not None:
+            eps = _clipping.check_eps(eps, "clip_eps")
+        if not given:
+            return None
+        ((kind, value),) = given.items()
+        if eps is None:
+            eps = cls._CLIP_EPS[convention] if kind == "global_norm" else 0.0
+        return {"kind": kind, "threshold": _clipping.check_threshold(value, cls._CLIP_ARGUMENTS[kind]),
+                "norm_type": norm_type, "eps": eps}
 
     def _checked(self, settings):
         """Validate and normalise the resolved settings (subclasses)."""
@@ -327,6 +398,8 @@ class Optimizer:
             else _Plan(self, params, names)
         grads = plan.gradients(grads)
         lr = self.lr_at(self._steps)
+        if self.clipping is not None:
+            grads = plan.clipped(grads, self.clipping)
         kernel_args = self._step_arguments(lr)
         for param, grad, state, options in zip(plan.params, grads, plan.states, plan.options):
             scaled_lr = lr * options["lr_scale"]
@@ -435,8 +508,10 @@ class Optimizer:
         return arrays
 
     def _config(self):
+        # Clipping joins the configuration only where set, so that state saved before it existed still loads.
+        clipping = {} if self.clipping is None else {"clipping": self.clipping}
         return {"convention": self.convention, "lr": self.lr, "l1": self.l1, "schedule": self.schedule,
-                "groups": self.groups, **self.settings}
+                "groups": self.groups, **clipping, **self.settings}
 
     def _state_keys(self):
         raise NotImplementedError
@@ -454,12 +529,15 @@ class SGD(Optimizer):
     ``"lee"``     True              False          refused
     ``"torch"``   False             False          allowed
     ``"keras"``   True              True           allowed
+    ``"optax"``   False             False          allowed
     ============  ================  =============  ===========
 
     ``lr_in_momentum=True``: :math:`v \leftarrow \mu v - \eta g,\ \theta \leftarrow \theta + v`
     (Lee, Keras; the state ``momentum_buffer`` holds :math:`-v`); ``False``:
     :math:`b \leftarrow \mu b + g,\ \theta \leftarrow \theta - \eta b` (PyTorch).  Equal
-    under a constant learning rate, different under a schedule.
+    under a constant learning rate, different under a schedule.  PyTorch's ``dampening``
+    and ``maximize`` are 0 and False in every convention unless given (Keras and optax
+    have neither).
 
     Parameters
     ----------
@@ -469,13 +547,18 @@ class SGD(Optimizer):
         Momentum :math:`\mu`; 0 is plain gradient descent.
     nesterov : bool, default False
         Nesterov's look-ahead form of momentum (refused under ``"lee"``).
+    dampening : float in [0, 1], default 0
+        PyTorch's dampening :math:`\tau`: :math:`b \leftarrow \mu b + (1 - \tau) g` after the first
+        step (not with ``nesterov``; refused under ``"lee"`` unless 0).
+    maximize : bool, default False
+        Ascend: negate the gradient before anything else (PyTorch's ``maximize``; every optimizer).
     lr_in_momentum : bool, optional
         :math:`v \leftarrow \mu v - \eta g` (Lee, Keras) instead of
         :math:`b \leftarrow \mu b + g,\ \theta \leftarrow \theta - \eta b` (PyTorch).
     weight_decay : float, default 0
         L2 coefficient :math:`\lambda \ge 0`: coupled (:math:`g \mathrel{+}= \lambda\theta`)
         unless ``decoupled``.
-    convention : {"torch", "lee", "keras"}, default "torch"
+    convention : {"torch", "lee", "keras", "optax"}, default "torch"
         The table above: the values every option left at ``None`` takes.
     l1 : float, default 0
         Adds :math:`\lambda_1 \operatorname{sgn}\theta` to the gradient (sgn 0 = 0).
@@ -487,6 +570,23 @@ class SGD(Optimizer):
     groups : list of dict, default ()
         Per-parameter ``lr_scale``, ``weight_decay`` (bool), ``weight_decay_scale`` and
         ``l1_scale``, selected by position or name pattern (see :mod:`refnet.optim`).
+    clip_value : float > 0, optional
+        Clip each gradient element to :math:`[-c, c]` before the update (Keras ``clipvalue``,
+        torch ``clip_grad_value_``, optax ``clip``).  At most one of the four clipping options.
+    clip_norm : float > 0, optional
+        Scale each gradient array whose norm exceeds :math:`c` down to norm :math:`c`
+        (Keras ``clipnorm``).
+    clip_rms : float > 0, optional
+        Scale each gradient array whose root mean square exceeds :math:`c` down to RMS :math:`c`
+        (optax ``clip_by_block_rms``).
+    global_clip_norm : float > 0, optional
+        Scale all gradients by one factor so that their norm together is at most :math:`c`
+        (torch ``clip_grad_norm_``, Keras ``global_clipnorm``, optax ``clip_by_global_norm``).
+    clip_norm_type : float >= 1 or inf, default 2
+        The :math:`p` of the norm of ``clip_norm`` and ``global_clip_norm`` (torch's ``norm_type``).
+    clip_eps : float >= 0, optional
+        :math:`\varepsilon` in the factor :math:`\min(1, c / (\lVert g\rVert + \varepsilon))`;
+        By default 1e-6 for ``global_clip_norm`` under ``"torch"`` (``clip_grad_norm_``), else 0.
 
     Raises
     ------
@@ -503,18 +603,20 @@ class SGD(Optimizer):
     array([ 0.9, -2.1])
     """
 
-    _DEFAULTS = dict(momentum=0.0, nesterov=False, weight_decay=0.0)
+    _DEFAULTS = dict(momentum=0.0, nesterov=False, weight_decay=0.0, dampening=0.0, maximize=False)
     _PRESETS = {
         "lee": dict(lr_in_momentum=True, decoupled=False),
         "torch": dict(lr_in_momentum=False, decoupled=False),
         "keras": dict(lr_in_momentum=True, decoupled=True),
+        "optax": dict(lr_in_momentum=False, decoupled=False),
     }
 
     def __init__(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0, convention="torch", *,
-                 l1=0.0, lr_in_momentum=None, decoupled=None, schedule=None, groups=()):
-        super().__init__(lr, convention, l1=l1, schedule=schedule, groups=groups, momentum=momentum,
+                 l1=0.0, lr_in_momentum=None, decoupled=None, dampening=0.0, maximize=False, schedule=None,
+                 groups=(), **clipping):
+        super().__init__(lr, convention, l1=l1, schedule=schedule, groups=groups, **clipping, momentum=momentum,
                          nesterov=nesterov, weight_decay=weight_decay, lr_in_momentum=lr_in_momentum,
-                         decoupled=decoupled)
+                         decoupled=decoupled, dampening=dampening, maximize=maximize)
 
     def _checked(self, s):
         s["momentum"] = _in_range(s["momentum"], "momentum", 0.0, 1.0)
@@ -525,6 +627,11 @@ class SGD(Optimizer):
         s["weight_decay"] = _in_range(s["weight_decay"], "weight_decay", 0.0)
         s["lr_in_momentum"] = _flag(s["lr_in_momentum"], "lr_in_momentum")
         s["decoupled"] = _flag(s["decoupled"], "decoupled")
+        s["dampening"] = _in_range(s["dampening"], "dampening", 0.0, 1.0)
+        self._refuse_under_lee("dampening", s["dampening"])
+        if s["nesterov"] and s["dampening"]:
+            raise ValueError("nesterov=True needs dampening=0 (as PyTorch)")
+        s["maximize"] = _flag(s["maximize"], "maximize")
         return s
 
     def _state_keys(self):
@@ -536,11 +643,19 @@ class SGD(Optimizer):
     def _update(self, param, grad, state, lr, regularisation, _):
         l2, l1, keep = regularisation
         s = self.settings
+        grad = _ascending(grad, s)
         if s["momentum"]:
-            active().sgd_momentum(param, grad, state["momentum_buffer"], lr, s["momentum"],
+            # PyTorch copies the first gradient into the buffer undamped.
+            dampening = s["dampening"] if self._steps else 0.0
+            active().sgd_momentum(param, grad, state["momentum_buffer"], lr, s["momentum"], dampening,
                                   s["nesterov"], s["lr_in_momentum"], l2, l1, keep)
         else:
             active().sgd(param, grad, lr, l2, l1, keep)
+
+
+def _ascending(grad, settings):
+    """The gradient, negated where the optimizer maximises (PyTorch's ``maximize``)."""
+    return np.negative(grad) if settings["maximize"] else grad
 
 
 class Adagrad(Optimizer):
@@ -555,6 +670,7 @@ class Adagrad(Optimizer):
     ``"lee"``    0       0                    False        True        False
     ``"torch"``  1e-10   0                    False        False       False
     ``"keras"``  1e-7    0.1                  True         False       True
+    ``"optax"``  1e-7    0.1                  True         False       False
     ===========  ======  ===================  ===========  ==========  =========
 
     :math:`d = \sqrt{s} + \varepsilon` (PyTorch), :math:`\sqrt{s + \varepsilon}`
@@ -575,8 +691,10 @@ class Adagrad(Optimizer):
         :math:`\sqrt{s + \varepsilon}` (Keras) instead of :math:`\sqrt s + \varepsilon`.
     root_state : bool, optional
         Keep Lee's root :math:`\sigma` instead of the sum (no underflow of :math:`g^2`).
-    weight_decay, convention, l1, decoupled, schedule, groups
+    weight_decay, convention, l1, decoupled, maximize, schedule, groups
         As for :class:`SGD`; the convention's values are in the table above.
+    clip_value, clip_norm, clip_rms, global_clip_norm, clip_norm_type, clip_eps
+        Gradient clipping before the update, as for :class:`SGD`.
 
     Raises
     ------
@@ -585,23 +703,25 @@ class Adagrad(Optimizer):
         ``"lee"`` convention refuses.
     """
 
-    _DEFAULTS = dict(weight_decay=0.0)
+    _DEFAULTS = dict(weight_decay=0.0, maximize=False)
     _PRESETS = {
         "lee": dict(eps=0.0, initial_accumulator=0.0, eps_in_sqrt=False, root_state=True, decoupled=False),
         "torch": dict(eps=1e-10, initial_accumulator=0.0, eps_in_sqrt=False, root_state=False, decoupled=False),
         "keras": dict(eps=1e-7, initial_accumulator=0.1, eps_in_sqrt=True, root_state=False, decoupled=True),
+        "optax": dict(eps=1e-7, initial_accumulator=0.1, eps_in_sqrt=True, root_state=False, decoupled=False),
     }
 
     def __init__(self, lr, eps=None, initial_accumulator=None, weight_decay=0.0, convention="torch", *,
-                 l1=0.0, eps_in_sqrt=None, root_state=None, decoupled=None, schedule=None, groups=()):
-        super().__init__(lr, convention, l1=l1, schedule=schedule, groups=groups, eps=eps,
+                 l1=0.0, eps_in_sqrt=None, root_state=None, decoupled=None, maximize=False, schedule=None,
+                 groups=(), **clipping):
+        super().__init__(lr, convention, l1=l1, schedule=schedule, groups=groups, **clipping, eps=eps,
                          initial_accumulator=initial_accumulator, weight_decay=weight_decay,
-                         eps_in_sqrt=eps_in_sqrt, root_state=root_state, decoupled=decoupled)
+                         eps_in_sqrt=eps_in_sqrt, root_state=root_state, decoupled=decoupled, maximize=maximize)
 
     def _checked(self, s):
         s["initial_accumulator"] = _in_range(s["initial_accumulator"], "initial_accumulator", 0.0)
         s["weight_decay"] = _in_range(s["weight_decay"], "weight_decay", 0.0)
-        for switch in ("eps_in_sqrt", "root_state", "decoupled"):
+        for switch in ("eps_in_sqrt", "root_state", "decoupled", "maximize"):
             s[switch] = _flag(s[switch], switch)
         _check_eps(s, s["root_state"])
         _check_root_state(s)
@@ -620,8 +740,8 @@ class Adagrad(Optimizer):
         s = self.settings
         (key,) = self._state_keys()
         unused = param[:0]
-        active().rmsprop(param, grad, state[key], unused, unused, lr, 1.0, 1.0, 0.0, s["eps"],
-                         s["eps_in_sqrt"], False, s["root_state"], l2, l1, keep)
+        active().rmsprop(param, _ascending(grad, s), state[key], unused, unused, lr, 1.0, 1.0, 0.0, False, s["eps"],
+                         s["eps_in_sqrt"], False, s["root_state"], 1.0, l2, l1, keep)
 
 
 def _check_eps(s, root_state=False):
@@ -652,6 +772,7 @@ class RMSProp(Optimizer):
     ``"lee"``    0.9    0       ``"first"``      False        True            True        False
     ``"torch"``  0.99   1e-8    0                False        False           False       False
     ``"keras"``  0.9    1e-7    0                True         True            False       True
+    ``"optax"``  0.9    1e-8    0                True         True            False       False
     ===========  =====  ======  ===============  ===========  ==============  ==========  =========
 
     ``alpha`` is Keras' ``rho``; Lee's lecture leaves :math:`\alpha` open, the
@@ -662,6 +783,10 @@ class RMSProp(Optimizer):
     :math:`B \leftarrow \mu B + \eta g/d,\ \theta \leftarrow \theta - B` (``lr_in_momentum``,
     Keras).  ``centered`` (PyTorch, Keras; refused under ``"lee"``) divides by the
     root of :math:`v - \bar g^2`, :math:`\bar g` the running mean of :math:`g`.
+    optax's options: ``nesterov`` (:math:`\theta \leftarrow \theta - \eta(\mu B + g/d)`,
+    optax's ``rmsprop(nesterov=True)`` with ``lr_in_momentum=True``, as optax's trace follows
+    the learning rate) and ``bias_correction``, dividing :math:`v` (and :math:`\bar g`) by
+    :math:`1 - \alpha^t` before the root; both off in every convention unless given.
 
     First step from rest with a gradient :math:`g`: Lee :math:`\eta\operatorname{sgn} g`;
     PyTorch :math:`\eta g / (\sqrt{1-\alpha}\,|g| + \varepsilon) \approx 10\eta`;
@@ -679,6 +804,11 @@ class RMSProp(Optimizer):
         Momentum :math:`\mu` on the scaled step.
     centered : bool, default False
         Divide by the root of :math:`v - \bar g^2` (refused under ``"lee"``).
+    nesterov : bool, default False
+        Nesterov's look-ahead on the momentum buffer (needs ``momentum > 0``; refused under ``"lee"``).
+    bias_correction : bool, default False
+        Divide the running averages by :math:`1 - \alpha^t` (optax; not with Lee's root state or
+        ``initial_average="first"``).
     initial_average : float or "first", optional
         The value :math:`v` starts from, or Lee's :math:`\sigma^0 = |g^0|`.
     eps_in_sqrt : bool, optional
@@ -687,8 +817,10 @@ class RMSProp(Optimizer):
         The learning rate inside the momentum buffer (Keras) or outside (PyTorch).
     root_state : bool, optional
         Keep Lee's root :math:`\sigma` instead of :math:`v` (no underflow of :math:`g^2`).
-    weight_decay, convention, l1, decoupled, schedule, groups
+    weight_decay, convention, l1, decoupled, maximize, schedule, groups
         As for :class:`SGD`; the convention's values are in the table above.
+    clip_value, clip_norm, clip_rms, global_clip_norm, clip_norm_type, clip_eps
+        Gradient clipping before the update, as for :class:`SGD`.
 
     Raises
     ------
@@ -697,7 +829,8 @@ class RMSProp(Optimizer):
         ``"lee"`` convention refuses.
     """
 
-    _DEFAULTS = dict(momentum=0.0, centered=False, weight_decay=0.0)
+    _DEFAULTS = dict(momentum=0.0, centered=False, weight_decay=0.0, nesterov=False, bias_correction=False,
+                     maximize=False)
     _PRESETS = {
         "lee": dict(alpha=0.9, eps=0.0, initial_average="first", eps_in_sqrt=False,
                     lr_in_momentum=True, root_state=True, decoupled=False),
@@ -705,15 +838,20 @@ class RMSProp(Optimizer):
                       lr_in_momentum=False, root_state=False, decoupled=False),
         "keras": dict(alpha=0.9, eps=1e-7, initial_average=0.0, eps_in_sqrt=True,
                       lr_in_momentum=True, root_state=False, decoupled=True),
+        # optax's rmsprop scales by the learning rate before its trace: lr inside the buffer.
+        "optax": dict(alpha=0.9, eps=1e-8, initial_average=0.0, eps_in_sqrt=True,
+                      lr_in_momentum=True, root_state=False, decoupled=False),
     }
 
     def __init__(self, lr, alpha=None, eps=None, momentum=0.0, centered=False, weight_decay=0.0,
                  convention="torch", *, l1=0.0, initial_average=None, eps_in_sqrt=None,
-                 lr_in_momentum=None, root_state=None, decoupled=None, schedule=None, groups=()):
-        super().__init__(lr, convention, l1=l1, schedule=schedule, groups=groups, alpha=alpha, eps=eps,
+                 lr_in_momentum=None, root_state=None, decoupled=None, nesterov=False, bias_correction=False,
+                 maximize=False, schedule=None, groups=(), **clipping):
+        super().__init__(lr, convention, l1=l1, schedule=schedule, groups=groups, **clipping, alpha=alpha, eps=eps,
                          momentum=momentum, centered=centered, weight_decay=weight_decay,
                          initial_average=initial_average, eps_in_sqrt=eps_in_sqrt,
-                         lr_in_momentum=lr_in_momentum, root_state=root_state, decoupled=decoupled)
+                         lr_in_momentum=lr_in_momentum, root_state=root_state, decoupled=decoupled,
+                         nesterov=nesterov, bias_correction=bias_correction, maximize=maximize)
 
     def _checked(self, s):
         s["alpha"] = _in_range(s["alpha"], "alpha", 0.0, 1.0, high_open=True)
@@ -721,13 +859,20 @@ class RMSProp(Optimizer):
         s["weight_decay"] = _in_range(s["weight_decay"], "weight_decay", 0.0)
         if s["initial_average"] != "first":
             s["initial_average"] = _in_range(s["initial_average"], "initial_average", 0.0)
-        for switch in ("centered", "eps_in_sqrt", "lr_in_momentum", "root_state", "decoupled"):
+        for switch in ("centered", "eps_in_sqrt", "lr_in_momentum", "root_state", "decoupled", "nesterov",
+                       "bias_correction", "maximize"):
             s[switch] = _flag(s[switch], switch)
         self._refuse_under_lee("centered=True", s["centered"])
+        self._refuse_under_lee("nesterov=True", s["nesterov"])
         _check_eps(s, s["root_state"])
         _check_root_state(s)
         if s["root_state"] and s["centered"]:
             raise ValueError("centered=True needs the mean square itself; it cannot be combined with root_state=True")
+        if s["nesterov"] and s["momentum"] == 0:
+            raise ValueError("nesterov=True needs momentum > 0")
+        if s["bias_correction"] and (s["root_state"] or s["initial_average"] == "first"):
+            raise ValueError("bias_correction=True corrects an average that starts at 0; it cannot be combined with "
+                             "root_state=True or initial_average='first'")
         return s
 
     def _state_keys(self):
@@ -748,9 +893,10 @@ class RMSProp(Optimizer):
 
     def _step_arguments(self, lr):
         alpha = self.settings["alpha"]
+        correction = 1.0 - alpha ** (self._steps + 1) if self.settings["bias_correction"] else 1.0
         if self.settings["initial_average"] == "first" and self._steps == 0:
-            return {"weights": (0.0, 1.0)}
-        return {"weights": (alpha, 1.0 - alpha)}
+            return {"weights": (0.0, 1.0), "bias_correction": correction}
+        return {"weights": (alpha, 1.0 - alpha), "bias_correction": correction}
 
     def _update(self, param, grad, state, lr, regularisation, args):
         l2, l1, keep = regularisation
@@ -758,33 +904,57 @@ class RMSProp(Optimizer):
         unused = param[:0]
         average = state[self._state_keys()[0]]
         old_weight, new_weight = args["weights"]
-        active().rmsprop(param, grad, average, state.get("grad_avg", unused),
+        active().rmsprop(param, _ascending(grad, s), average, state.get("grad_avg", unused),
                          state.get("momentum_buffer", unused), lr, old_weight, new_weight,
-                         s["momentum"], s["eps"], s["eps_in_sqrt"], s["lr_in_momentum"],
-                         s["root_state"], l2, l1, keep)
+                         s["momentum"], s["nesterov"], s["eps"], s["eps_in_sqrt"], s["lr_in_momentum"],
+                         s["root_state"], args["bias_correction"], l2, l1, keep)
+
+
+# The empty array a kernel takes for a state it does not keep (AMSGrad's maximum without AMSGrad).
+_NO_STATE = np.empty(0)
 
 
 class Adam(Optimizer):
-    r"""Adam, and AdamW with ``decoupled=True``.
+    r"""Adam, and AdamW with ``decoupled=True``, AMSGrad and Nesterov-Adam (NAdam).
 
     Update: :func:`refnet.reference.optimizers.adam`:
     :math:`m \leftarrow \beta_1 m + (1-\beta_1) g,\ v \leftarrow \beta_2 v + (1-\beta_2) g^2,\
     \theta \leftarrow \theta - \eta\,\hat m / (\sqrt{\hat v} + \varepsilon)`.
 
-    ===========  ======  ===============  =======  =========
-    convention   eps     bias_correction  eps_hat  decoupled
-    ===========  ======  ===============  =======  =========
-    ``"lee"``    1e-8    True             False    False
-    ``"torch"``  1e-8    True             False    False
-    ``"keras"``  1e-7    True             True     True
-    ===========  ======  ===============  =======  =========
+    ===========  ======  ===============  =======  ===========  ==============
+    convention   eps     bias_correction  eps_hat  decoupled    momentum_decay
+    ===========  ======  ===============  =======  ===========  ==============
+    ``"lee"``    1e-8    True             False    False        (refused)
+    ``"torch"``  1e-8    True             False    False        0.004
+    ``"keras"``  1e-7    True             True     True         1
+    ``"optax"``  1e-8    True             False    False        inf
+    ===========  ======  ===============  =======  ===========  ==============
 
-    ``"lee"`` is Kingma & Ba's Algorithm 1 (the lecture's slide), which PyTorch
-    implements; ``eps_hat`` is Keras' form, :math:`\hat\varepsilon` added to the
-    uncorrected :math:`\sqrt v` with the correction folded into the step size;
-    ``bias_correction=False`` drops :math:`1-\beta^t`.  ``decoupled`` is
-    AdamW (PyTorch's ``AdamW`` defaults ``weight_decay`` to 0.01; here it is 0
-    unless given).  The first step is :math:`\approx \eta\operatorname{sgn} g`.
+    Every convention has ``eps_in_sqrt=False``, ``eps_root=0``, ``amsgrad=False``
+    and ``nesterov=False`` unless given.  ``"lee"`` is Kingma & Ba's Algorithm 1 (the
+    lecture's slide), which PyTorch implements, and refuses AMSGrad and Nesterov;
+    ``eps_hat`` is Keras' form, :math:`\hat\varepsilon` added to the uncorrected
+    :math:`\sqrt v` with the correction folded into the step size.  ``decoupled`` is
+    AdamW (PyTorch's ``AdamW`` defaults ``weight_decay`` to 0.01; here it is 0 unless
+    given).  The first step is :math:`\approx \eta\operatorname{sgn} g`.
+
+    The other libraries' options: ε inside the root, :math:`\sqrt{\hat v + \varepsilon}`
+    (``eps_in_sqrt``, the name RMSProp uses), or optax's ``eps_root``,
+    :math:`\sqrt{\hat v + \varepsilon_\text{root}} + \varepsilon`; each bias correction
+    switched alone (``bias_correction=(True, False)`` corrects :math:`m` only: optax's
+    ``bias_correction_mu``/``bias_correction_nu``); AMSGrad, dividing by the running
+    maximum of the second moment: ``amsgrad=True`` keeps the maximum of :math:`v`
+    (PyTorch, Keras), ``amsgrad="corrected"`` the maximum of :math:`\hat v` (optax's
+    ``amsgrad``).  ``nesterov=True`` is NAdam: PyTorch's ``NAdam`` (``decoupled`` for
+    its ``decoupled_weight_decay``) and Keras' ``Nadam`` schedule the momentum
+    :math:`\mu_t = \beta_1(1 - \tfrac12\,0.96^{t\psi})` with ``momentum_decay``
+    :math:`\psi` (PyTorch 0.004; Keras' :math:`0.96^t` is :math:`\psi = 1`, and
+    ``convention="keras"`` with ``nesterov=True`` is Keras' ``Nadam``: ``eps_hat``
+    off unless given); ``momentum_decay=math.inf`` (the ``"optax"`` preset) gives
+    :math:`\mu_t = \beta_1`, Dozat's NAdam and optax's ``nadam`` / ``adam(nesterov=True)``.  With ``nesterov``,
+    with ``eps_root`` or ε inside the root and with ``amsgrad="corrected"``,
+    :math:`\hat v = v/(1-\beta_2^t)` is formed before the root, as those libraries do;
+    PyTorch's Adam takes the root first, :math:`\sqrt v/\sqrt{1-\beta_2^t}`.
 
     Parameters
     ----------
@@ -793,59 +963,144 @@ class Adam(Optimizer):
     beta1, beta2 : float in [0, 1), default 0.9 and 0.999
         Weights of the old first and second moments.
     eps : float, optional
-        :math:`\varepsilon \ge 0` of the denominator.
-    bias_correction : bool, optional
-        Divide the moments by :math:`1 - \beta^t`.
+        :math:`\varepsilon \ge 0` of the denominator (may be 0 only with ``eps_root > 0``).
+    bias_correction : bool or (bool, bool), optional
+        Divide the moments by :math:`1 - \beta^t`: both, or (first moment, second moment).
     eps_hat : bool, optional
         Keras' :math:`\hat\varepsilon` form (added to the uncorrected :math:`\sqrt v`).
-    weight_decay, convention, l1, decoupled, schedule, groups
+    eps_in_sqrt : bool, default False
+        :math:`\sqrt{\hat v + \varepsilon}` instead of :math:`\sqrt{\hat v} + \varepsilon`.
+    eps_root : float, default 0
+        optax's :math:`\varepsilon_\text{root} \ge 0` inside the root, beside ``eps`` outside it.
+    amsgrad : bool or "corrected", default False
+        Divide by the running maximum of :math:`v` (``True``: PyTorch, Keras) or of
+        :math:`\hat v` (``"corrected"``: optax).
+    nesterov : bool, default False
+        Nesterov-Adam (NAdam).
+    momentum_decay : float >= 0 or math.inf, optional
+        :math:`\psi` of NAdam's momentum schedule (only with ``nesterov=True``).
+    weight_decay, convention, l1, decoupled, maximize, schedule, groups
         As for :class:`SGD`; the convention's values are in the table above.
+    clip_value, clip_norm, clip_rms, global_clip_norm, clip_norm_type, clip_eps
+        Gradient clipping before the update, as for :class:`SGD`.
 
     Raises
     ------
     TypeError, ValueError
-        A hyper-parameter of the wrong type or out of its range, an unknown convention, or an option the
-        ``"lee"`` convention refuses.
+        A hyper-parameter of the wrong type or out of its range, an unknown convention, an option the
+        ``"lee"`` convention refuses, or options that exclude each other (``eps_hat`` with ε inside the
+        root or ``amsgrad="corrected"``; ``eps_in_sqrt`` with ``eps_root``).
     """
 
-    _DEFAULTS = dict(beta1=0.9, beta2=0.999, weight_decay=0.0)
+    _DEFAULTS = dict(beta1=0.9, beta2=0.999, weight_decay=0.0, eps_in_sqrt=False, eps_root=0.0, amsgrad=False,
+                     nesterov=False, maximize=False)
     _PRESETS = {
-        "lee": dict(eps=1e-8, bias_correction=True, eps_hat=False, decoupled=False),
-        "torch": dict(eps=1e-8, bias_correction=True, eps_hat=False, decoupled=False),
-        "keras": dict(eps=1e-7, bias_correction=True, eps_hat=True, decoupled=True),
+        "lee": dict(eps=1e-8, bias_correction=True, eps_hat=False, decoupled=False, momentum_decay=None),
+        "torch": dict(eps=1e-8, bias_correction=True, eps_hat=False, decoupled=False, momentum_decay=0.004),
+        "keras": dict(eps=1e-7, bias_correction=True, eps_hat=True, decoupled=True, momentum_decay=1.0),
+        "optax": dict(eps=1e-8, bias_correction=True, eps_hat=False, decoupled=False, momentum_decay=math.inf),
     }
 
     def __init__(self, lr, beta1=0.9, beta2=0.999, eps=None, weight_decay=0.0, decoupled=None,
-                 convention="torch", *, l1=0.0, bias_correction=None, eps_hat=None, schedule=None,
-                 groups=()):
-        super().__init__(lr, convention, l1=l1, schedule=schedule, groups=groups, beta1=beta1,
+                 convention="torch", *, l1=0.0, bias_correction=None, eps_hat=None, eps_in_sqrt=False,
+                 eps_root=0.0, amsgrad=False, nesterov=False, momentum_decay=None, maximize=False, schedule=None,
+                 groups=(), **clipping):
+        if momentum_decay is not None and isinstance(nesterov, (bool, np.bool_)) and not nesterov:
+            raise ValueError("momentum_decay is NAdam's momentum schedule; it needs nesterov=True")
+        if convention == "keras" and nesterov is True and eps_hat is None:
+            eps_hat = False   # Keras' Nadam adds epsilon to the corrected root, unlike its Adam
+        super().__init__(lr, convention, l1=l1, schedule=schedule, groups=groups, **clipping, beta1=beta1,
                          beta2=beta2, eps=eps, weight_decay=weight_decay, decoupled=decoupled,
-                         bias_correction=bias_correction, eps_hat=eps_hat)
+                         bias_correction=bias_correction, eps_hat=eps_hat, eps_in_sqrt=eps_in_sqrt,
+                         eps_root=eps_root, amsgrad=amsgrad, nesterov=nesterov, momentum_decay=momentum_decay,
+                         maximize=maximize)
+        self._momentum_product = (0, 1.0)   # (t, the product of mu_1 ... mu_t), NAdam's running product
 
     def _checked(self, s):
         s["beta1"] = _in_range(s["beta1"], "beta1", 0.0, 1.0, high_open=True)
         s["beta2"] = _in_range(s["beta2"], "beta2", 0.0, 1.0, high_open=True)
-        _check_eps(s)
+        s["eps_root"] = _in_range(s["eps_root"], "eps_root", 0.0)
         s["weight_decay"] = _in_range(s["weight_decay"], "weight_decay", 0.0)
-        for switch in ("decoupled", "bias_correction", "eps_hat"):
+        for switch in ("decoupled", "eps_hat", "eps_in_sqrt", "nesterov", "maximize"):
             s[switch] = _flag(s[switch], switch)
+        s["bias_correction"] = _bias_correction(s["bias_correction"])
+        if s["amsgrad"] != "corrected":
+            s["amsgrad"] = _flag(s["amsgrad"], 'amsgrad (or "corrected")')
+        self._refuse_under_lee("amsgrad", s["amsgrad"])
+        self._refuse_under_lee("nesterov=True", s["nesterov"])
+        s["eps"] = _in_range(s["eps"], "eps", 0.0)
+        if s["eps"] == 0 and s["eps_root"] == 0:
+            raise ValueError("eps must be positive unless eps_root > 0: v can be 0 (a gradient of 0, or g**2 "
+                             "underflowing) and the step would divide by 0")
+        if s["eps_in_sqrt"] and s["eps_root"]:
+            raise ValueError("eps_in_sqrt=True puts eps inside the root, where eps_root is; give one of them")
+        if s["eps_hat"] and (s["eps_in_sqrt"] or s["eps_root"] or s["amsgrad"] == "corrected"):
+            raise ValueError("eps_hat=True adds eps to the uncorrected root; it cannot be combined with eps_in_sqrt, "
+                             "eps_root or amsgrad='corrected', which correct v before the root")
+        if s["nesterov"]:
+            decay = s["momentum_decay"]
+            if decay != math.inf:
+                decay = _in_range(decay, "momentum_decay", 0.0)
+            s["momentum_decay"] = decay
+        else:
+            s["momentum_decay"] = None
         return s
 
     def _state_keys(self):
-        return ("exp_avg", "exp_avg_sq")
+        return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if self.settings["amsgrad"] else ("exp_avg", "exp_avg_sq")
 
     def _initial_state(self, param):
         return {key: np.zeros_like(param) for key in self._state_keys()}
 
+    def _mu(self, t):
+        r""":math:`\mu_t = \beta_1 (1 - \frac12\, 0.96^{t\psi})`, NAdam's momentum at step ``t``."""
+        return self.settings["beta1"] * (1.0 - 0.5 * 0.96 ** (t * self.settings["momentum_decay"]))
+
+    def _mu_product(self, t):
+        """The product of mu_1 ... mu_t, multiplied in step order as PyTorch and Keras keep it."""
+        done, product = self._momentum_product
+        if done > t:   # a state loaded from an earlier step
+            done, product = 0, 1.0
+        for i in range(done + 1, t + 1):
+            product *= self._mu(i)
+        self._momentum_product = (t, product)
+        return product
+
     def _step_arguments(self, lr):
+        s = self.settings
         t = self._steps + 1
-        if not self.settings["bias_correction"]:
-            return {"corrections": (1.0, 1.0)}
-        return {"corrections": (1.0 - self.settings["beta1"] ** t, 1.0 - self.settings["beta2"] ** t)}
+        correct_m, correct_v = s["bias_correction"] if isinstance(s["bias_correction"], tuple) \
+            else (s["bias_correction"],) * 2
+        bias_correction1 = 1.0 - s["beta1"] ** t if correct_m else 1.0
+        bias_correction2 = 1.0 - s["beta2"] ** t if correct_v else 1.0
+        mu = mu_next = 0.0
+        bias_correction1_next = 1.0
+        if s["nesterov"]:
+            mu, mu_next = self._mu(t), self._mu(t + 1)
+            if correct_m:
+                product = self._mu_product(t)
+                bias_correction1, bias_correction1_next = 1.0 - product, 1.0 - product * mu_next
+        inside = s["eps_in_sqrt"]
+        eps_in, eps_out = (s["eps"], 0.0) if inside else (s["eps_root"], s["eps"])
+        corrected = s["amsgrad"] == "corrected"
+        correct_first = inside or s["eps_root"] > 0 or s["nesterov"] or corrected
+        # The kernel's arguments between lr and the regularisation, in its order.
+        return (s["beta1"], s["beta2"], eps_in, eps_out, bias_correction1, bias_correction2, s["eps_hat"],
+                correct_first, corrected, s["nesterov"], mu, mu_next, bias_correction1_next)
 
     def _update(self, param, grad, state, lr, regularisation, args):
         l2, l1, keep = regularisation
-        s = self.settings
-        bias_correction1, bias_correction2 = args["corrections"]
-        active().adam(param, grad, state["exp_avg"], state["exp_avg_sq"], lr, s["beta1"], s["beta2"],
-                      s["eps"], bias_correction1, bias_correction2, s["eps_hat"], l2, l1, keep)
+        active().adam(param, _ascending(grad, self.settings), state["exp_avg"], state["exp_avg_sq"],
+                      state.get("max_exp_avg_sq", _NO_STATE),
+                      lr, *args, l2, l1, keep)
+
+
+def _bias_correction(value):
+    """True, False, or a pair of them (first moment, second moment); a pair of equal flags is one flag."""
+    name = "bias_correction"
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be True, False or a pair (first moment, second moment), got {value!r}")
+        pair = (_flag(value[0], f"{name}[0]"), _flag(value[1], f"{name}[1]"))
+        return pair[0] if pair[0] == pair[1] else pair
+    return _flag(value, f"{name} (or a pair of them)")

@@ -248,10 +248,12 @@ def test_losses_on_anything(name, output, target):
 # --- optimizers ---------------------------------------------------------------------------
 
 OPTIMIZERS = {
-    refnet.SGD: ["momentum", "nesterov", "weight_decay", "l1"],
-    refnet.Adagrad: ["eps", "initial_accumulator", "weight_decay", "l1"],
-    refnet.RMSProp: ["alpha", "eps", "momentum", "centered", "weight_decay", "initial_average"],
-    refnet.Adam: ["beta1", "beta2", "eps", "weight_decay", "decoupled", "bias_correction"],
+    refnet.SGD: ["momentum", "nesterov", "weight_decay", "l1", "dampening", "maximize"],
+    refnet.Adagrad: ["eps", "initial_accumulator", "weight_decay", "l1", "maximize"],
+    refnet.RMSProp: ["alpha", "eps", "momentum", "centered", "weight_decay", "initial_average", "nesterov",
+                     "bias_correction"],
+    refnet.Adam: ["beta1", "beta2", "eps", "weight_decay", "decoupled", "bias_correction", "eps_in_sqrt", "eps_root",
+                  "amsgrad", "nesterov", "momentum_decay"],
 }
 
 

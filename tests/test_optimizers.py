@@ -190,8 +190,8 @@ def test_lees_root_state_twins_agree_at_every_edge(dtype, with_momentum):
         state, param = sigma.copy(), np.ones_like(sigma)
         buffer = np.full_like(sigma, 0.5) if with_momentum else empty
         with np.errstate(all="ignore"):   # inf and NaN are inputs here, their warnings expected
-            kernels.rmsprop(param, grad, state, empty, buffer, 0.1, 0.9, 0.1, 0.5, 0.0, False, False,
-                            True, 0.0, 0.0, 1.0)
+            kernels.rmsprop(param, grad, state, empty, buffer, 0.1, 0.9, 0.1, 0.5, False, 0.0, False, False,
+                            True, 1.0, 0.0, 0.0, 1.0)
         results.append((state, param, buffer))
     for got, want in zip(*results):
         np.testing.assert_array_equal(got, want)
@@ -521,6 +521,245 @@ def test_keras_formulas_recomputed_independently(each_backend):
         np.testing.assert_allclose(theta, keras_run(update, state), rtol=1e-12, atol=1e-14)
 
 
+# --- the other libraries' Adam and RMSProp options -----------------------------------------
+# Each library's update transcribed here from its source (float64), independently of refnet's
+# kernels; refnet must follow it to rounding (other operation orders, 30 steps, values of order 1).
+
+ADAM_STEPS = 30
+
+
+def _adam_problem(seed=21, size=6):
+    rng = np.random.default_rng(seed)
+    start = rng.choice([-1.0, 1.0], size) * rng.uniform(1.0, 2.0, size)
+    # Gradients at three scales, so that eps's placement shows (as the conformance kit draws them).
+    grads = [rng.standard_normal(size) * np.array([1.0, 1e-3, 30.0] * (size // 3)) for _ in range(ADAM_STEPS)]
+    return start, grads
+
+
+def _library_run(update, state, start, grads, lr, decoupled_decay=0.0):
+    theta = start.copy()
+    for t, g in enumerate(grads, start=1):
+        theta = theta - theta * decoupled_decay * lr   # Keras: base_optimizer._apply_weight_decay
+        theta = update(theta, g, state, t)
+    return theta
+
+
+def _refnet_run(optimizer, start, grads):
+    theta = start.copy()
+    run(optimizer, [theta], [[g] for g in grads])
+    return theta
+
+
+def optax_adam(lr, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, nesterov=False):
+    """optax/_src/transform.py (commit 2edbcbe) scale_by_adam, lines 281-300, then scale_by_learning_rate;
+    the moments are tree_update_moment(_per_elem_norm) of optax/tree_utils/_tree_math.py, lines 394-439."""
+    def update(theta, g, s, t):
+        s["mu"] = (1 - b1) * g + b1 * s["mu"]
+        s["nu"] = (1 - b2) * g**2 + b2 * s["nu"]
+        if nesterov:
+            mu_hat = b1 * (s["mu"] / (1 - b1 ** (t + 1))) + (1 - b1) * (g / (1 - b1**t))
+        else:
+            mu_hat = s["mu"] / (1 - b1**t)
+        nu_hat = s["nu"] / (1 - b2**t)
+        return theta + -lr * (mu_hat / (np.sqrt(nu_hat + eps_root) + eps))
+    return update
+
+
+def optax_amsgrad(lr, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, bias_correction_mu=True, bias_correction_nu=True):
+    """optax/_src/transform.py (commit 2edbcbe) scale_by_amsgrad, lines 362-385: the maximum of the
+    *corrected* second moment."""
+    def update(theta, g, s, t):
+        s["mu"] = (1 - b1) * g + b1 * s["mu"]
+        s["nu"] = (1 - b2) * g**2 + b2 * s["nu"]
+        mu_hat = s["mu"] / (1 - b1**t) if bias_correction_mu else s["mu"]
+        nu_eff = s["nu"] / (1 - b2**t) if bias_correction_nu else s["nu"]
+        s["nu_max"] = np.maximum(s["nu_max"], nu_eff)
+        return theta + -lr * (mu_hat / (np.sqrt(s["nu_max"] + eps_root) + eps))
+    return update
+
+
+def keras_amsgrad(lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+    """keras/src/optimizers/adam.py (commit 3422977) update_step, lines 103-136, amsgrad=True: the maximum
+    of the uncorrected v, in the epsilon-hat form."""
+    def update(theta, g, s, t):
+        alpha = lr * math.sqrt(1 - beta_2**t) / (1 - beta_1**t)
+        s["m"] = s["m"] + (g - s["m"]) * (1 - beta_1)
+        s["v"] = s["v"] + (g * g - s["v"]) * (1 - beta_2)
+        s["v_hat"] = np.maximum(s["v_hat"], s["v"])
+        return theta - s["m"] * alpha / (np.sqrt(s["v_hat"]) + epsilon)
+    return update
+
+
+def keras_nadam(lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+    """keras/src/optimizers/nadam.py (commit 3422977): _backend_update_step, lines 95-107 (the running
+    product of u, updated before the step), and update_step, lines 109-146."""
+    def update(theta, g, s, t):
+        s["u_product"] = s["u_product"] * beta_1 * (1.0 - 0.5 * 0.96**t)
+        u_t = beta_1 * (1.0 - 0.5 * 0.96**t)
+        u_t_1 = beta_1 * (1.0 - 0.5 * 0.96 ** (t + 1))
+        u_product_t_1 = s["u_product"] * u_t_1
+        s["m"] = s["m"] + (g - s["m"]) * (1 - beta_1)
+        s["v"] = s["v"] + (g * g - s["v"]) * (1 - beta_2)
+        m_hat = u_t_1 * s["m"] / (1 - u_product_t_1) + (1 - u_t) * g / (1 - s["u_product"])
+        v_hat = s["v"] / (1 - beta_2**t)
+        return theta - m_hat * lr / (np.sqrt(v_hat) + epsilon)
+    return update
+
+
+LR, WD = 0.01, 0.1
+ZEROS = lambda *keys: {key: np.zeros(6) for key in keys}  # noqa: E731
+LIBRARY_UPDATES = {
+    "optax adam(eps_root)": (lambda: refnet.Adam(LR, eps_root=1e-6), optax_adam(LR, eps_root=1e-6),
+                             lambda: ZEROS("mu", "nu"), 0.0),
+    "optax nadam": (lambda: refnet.Adam(LR, nesterov=True, momentum_decay=math.inf),
+                    optax_adam(LR, nesterov=True), lambda: ZEROS("mu", "nu"), 0.0),
+    "optax adam(nesterov, eps_root)": (lambda: refnet.Adam(LR, nesterov=True, momentum_decay=math.inf, eps_root=1e-6,
+                                                           beta1=0.8),
+                                       optax_adam(LR, b1=0.8, nesterov=True, eps_root=1e-6),
+                                       lambda: ZEROS("mu", "nu"), 0.0),
+    "optax amsgrad": (lambda: refnet.Adam(LR, amsgrad="corrected"), optax_amsgrad(LR),
+                      lambda: ZEROS("mu", "nu", "nu_max"), 0.0),
+    "optax amsgrad(no mu correction, eps_root)": (
+        lambda: refnet.Adam(LR, amsgrad="corrected", bias_correction=(False, True), eps_root=1e-6),
+        optax_amsgrad(LR, eps_root=1e-6, bias_correction_mu=False), lambda: ZEROS("mu", "nu", "nu_max"), 0.0),
+    "optax amsgrad(paper: no corrections)": (
+        lambda: refnet.Adam(LR, amsgrad="corrected", bias_correction=False),
+        optax_amsgrad(LR, bias_correction_mu=False, bias_correction_nu=False), lambda: ZEROS("mu", "nu", "nu_max"),
+        0.0),
+    "keras Adam(amsgrad)": (lambda: refnet.Adam(LR, amsgrad=True, weight_decay=WD, convention="keras"),
+                            keras_amsgrad(LR), lambda: ZEROS("m", "v", "v_hat"), WD),
+    "keras Nadam": (lambda: refnet.Adam(LR, nesterov=True, weight_decay=WD, convention="keras"), keras_nadam(LR),
+                    lambda: {**ZEROS("m", "v"), "u_product": 1.0}, WD),
+}
+
+
+def optax_rmsprop(lr, decay=0.9, eps=1e-8, eps_in_sqrt=True, centered=False, momentum=None, nesterov=False,
+                  bias_correction=False):
+    """optax/_src/alias.py (commit 2edbcbe) rmsprop, lines 2041-2071: scale_by_rms (transform.py lines
+    130-151) or scale_by_stddev (lines 203-226), then scale_by_learning_rate, then trace
+    (optax/transforms/_accumulation.py lines 66-77): the trace follows the learning rate."""
+    def update(theta, g, s, t):
+        s["nu"] = (1 - decay) * g**2 + decay * s["nu"]
+        nu_hat = s["nu"] / (1 - decay**t) if bias_correction else s["nu"]
+        if centered:
+            s["mu"] = (1 - decay) * g + decay * s["mu"]
+            mu_hat = s["mu"] / (1 - decay**t) if bias_correction else s["mu"]
+            nu_hat = nu_hat - mu_hat**2
+        scaling = 1 / np.sqrt(nu_hat + eps) if eps_in_sqrt else 1 / (np.sqrt(nu_hat) + eps)
+        u = -lr * (scaling * g)
+        if momentum is not None:
+            s["trace"] = u + momentum * s["trace"]
+            u = u + momentum * s["trace"] if nesterov else s["trace"]
+        return theta + u
+    return update
+
+
+OPTAX_RMSPROP = dict(alpha=0.9, eps=1e-8, eps_in_sqrt=True, lr_in_momentum=True)
+LIBRARY_UPDATES.update({
+    "optax rmsprop(nesterov)": (lambda: refnet.RMSProp(LR, momentum=0.9, nesterov=True, **OPTAX_RMSPROP),
+                                optax_rmsprop(LR, momentum=0.9, nesterov=True), lambda: ZEROS("nu", "trace"), 0.0),
+    "optax rmsprop(bias_correction, eps outside)": (
+        lambda: refnet.RMSProp(LR, bias_correction=True, **dict(OPTAX_RMSPROP, eps_in_sqrt=False)),
+        optax_rmsprop(LR, eps_in_sqrt=False, bias_correction=True), lambda: ZEROS("nu"), 0.0),
+    # Corrected and centered, the first step's variance g^2 - g^2 is 0 up to rounding: with eps = 1
+    # inside the root, a last-bit difference there stays a last-bit difference of the step.
+    "optax rmsprop(centered, bias_correction, nesterov)": (
+        lambda: refnet.RMSProp(LR, centered=True, bias_correction=True, momentum=0.5, nesterov=True,
+                               **dict(OPTAX_RMSPROP, eps=1.0)),
+        optax_rmsprop(LR, eps=1.0, centered=True, bias_correction=True, momentum=0.5, nesterov=True),
+        lambda: ZEROS("nu", "mu", "trace"), 0.0),
+    "optax rmsprop(centered, nesterov)": (
+        lambda: refnet.RMSProp(LR, centered=True, momentum=0.5, nesterov=True, **OPTAX_RMSPROP),
+        optax_rmsprop(LR, centered=True, momentum=0.5, nesterov=True), lambda: ZEROS("nu", "mu", "trace"), 0.0),
+})
+
+
+@pytest.mark.parametrize("make", [lambda: refnet.SGD(0.1, momentum=0.5, maximize=True),
+                                  lambda: refnet.Adagrad(0.1, maximize=True),
+                                  lambda: refnet.RMSProp(0.1, maximize=True),
+                                  lambda: refnet.Adam(0.1, amsgrad=True, maximize=True)])
+def test_maximize_ascends_without_touching_the_gradient(each_backend, make):
+    """maximize on g is the minimising step on -g (PyTorch negates the gradient first), bit for bit."""
+    grad = np.array([0.5, -2.0, 0.0, 3.0])
+    kept = grad.copy()
+    ascended = run(make(), [np.ones(4)], [[grad]] * 3)[0]
+    np.testing.assert_array_equal(grad, kept)
+    optimizer = make()
+    optimizer.settings["maximize"] = False
+    np.testing.assert_array_equal(ascended, run(optimizer, [np.ones(4)], [[-grad]] * 3)[0])
+
+
+def test_optax_presets_are_optax_defaults():
+    """optax/_src/alias.py (commit 2edbcbe): adagrad(initial_accumulator_value=0.1, eps=1e-7), lines 347-351
+    (eps inside the root: scale_by_rss, transform.py line 72); rmsprop(decay=0.9, eps=1e-8, initial_scale=0.0,
+    eps_in_sqrt=True), lines 1960-1970, its trace after scale_by_learning_rate (lines 2062-2071); adam(eps=1e-8),
+    lines 432-437; nadam = adam(nesterov=True) with b1 constant (transform.py lines 286-291)."""
+    adagrad = refnet.Adagrad(0.1, convention="optax").settings
+    assert (adagrad["initial_accumulator"], adagrad["eps"], adagrad["eps_in_sqrt"]) == (0.1, 1e-7, True)
+    rmsprop = refnet.RMSProp(0.1, convention="optax").settings
+    assert (rmsprop["alpha"], rmsprop["eps"], rmsprop["initial_average"], rmsprop["eps_in_sqrt"],
+            rmsprop["lr_in_momentum"], rmsprop["bias_correction"]) == (0.9, 1e-8, 0.0, True, True, False)
+    adam = refnet.Adam(0.1, nesterov=True, convention="optax").settings
+    assert (adam["eps"], adam["eps_root"], adam["bias_correction"], adam["eps_hat"], adam["momentum_decay"]) == \
+        (1e-8, 0.0, True, False, math.inf)
+    assert not refnet.SGD(0.1, convention="optax").settings["lr_in_momentum"]
+
+
+@pytest.mark.parametrize("name", LIBRARY_UPDATES)
+def test_options_follow_the_libraries_sources(each_backend, name):
+    make, update, state, decay = LIBRARY_UPDATES[name]
+    start, grads = _adam_problem()
+    want = _library_run(update, state(), start, grads, LR, decay)
+    np.testing.assert_allclose(_refnet_run(make(), start, grads), want, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize(("kwargs", "convention", "textbook"), [
+    (dict(eps=1e-4, eps_in_sqrt=True), "torch", dict(eps=1e-4, eps_in_sqrt=True)),
+    (dict(bias_correction=(True, False)), "torch", dict(bias_correction_v=False)),
+    (dict(bias_correction=(False, True), eps=1e-4, eps_in_sqrt=True), "torch",
+     dict(bias_correction_m=False, eps=1e-4, eps_in_sqrt=True)),
+    (dict(bias_correction=(False, True), convention="keras"), "keras", dict(bias_correction_m=False)),
+])
+def test_eps_inside_the_root_and_each_bias_correction_follow_the_textbook(each_backend, kwargs, convention, textbook):
+    """Against the conformance kit's textbook Adam (refnet/testing/optimizers.py, written from the
+    formulas), driven by the kit: a step schedule, gradients at scales 1, 1e-3 and 30."""
+    from refnet.testing import check_optimizer
+    check_optimizer(refnet.Adam(LR, **kwargs), "adam", convention, lr=LR, schedule="step", **textbook)
+
+
+def test_bias_correction_pair_of_equal_flags_is_the_flag(each_backend):
+    start, grads = _adam_problem()
+    for flag in (True, False):
+        assert refnet.Adam(LR, bias_correction=(flag, flag)).settings["bias_correction"] is flag
+        np.testing.assert_array_equal(_refnet_run(refnet.Adam(LR, bias_correction=(flag, flag)), start, grads),
+                                      _refnet_run(refnet.Adam(LR, bias_correction=flag), start, grads))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(g=gradients.filter(lambda x: abs(x) > 1e-2), lr=learning_rates)
+def test_nadam_first_step_closed_form(backend, g, lr):
+    """Step 1 from rest: m = (1 - b1) g, v = (1 - b2) g^2, so v_hat = g^2 and
+    the step theta_0 - theta_1 = lr (mu_2 (1 - b1) / (1 - mu_1 mu_2) + (1 - mu_1) / (1 - mu_1)) g / (|g| + eps)."""
+    b1, psi = 0.9, 0.004
+    mu1, mu2 = (b1 * (1 - 0.5 * 0.96 ** (t * psi)) for t in (1, 2))
+    want = lr * (mu2 * (1 - b1) / (1 - mu1 * mu2) + 1.0) * g / (abs(g) + 1e-8)
+    with refnet.use_backend(backend):
+        got = constant_gradient_steps(refnet.Adam(lr, nesterov=True), [g], 1)[0, 0]
+    assert got == pytest.approx(want, rel=1e-13)
+
+
+def test_amsgrad_divides_by_the_largest_second_moment_so_far(each_backend):
+    """A large gradient then small ones: v decays, AMSGrad's maximum does not, so its steps are smaller
+    than Adam's; with equal gradients v never falls, and AMSGrad is Adam."""
+    spike = [[np.array([10.0])]] + [[np.array([0.1])]] * 20
+    adam = run(refnet.Adam(0.01), [np.zeros(1)], spike)[0]
+    amsgrad = run(refnet.Adam(0.01, amsgrad=True), [np.zeros(1)], spike)[0]
+    assert 0 > amsgrad[0] > adam[0]
+    steady = [[np.array([0.3])]] * 20
+    np.testing.assert_array_equal(run(refnet.Adam(0.01, amsgrad=True), [np.zeros(1)], steady)[0],
+                                  run(refnet.Adam(0.01), [np.zeros(1)], steady)[0])
+
+
 # --- resume -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("cls", "kwargs"), CONFIGS, ids=CONFIG_IDS)
@@ -568,15 +807,42 @@ def test_load_state_dict_refuses_another_configuration():
     (lambda: refnet.SGD(0.1, momentum=-0.5), ValueError, "momentum"),
     (lambda: refnet.SGD(0.1, nesterov=True), ValueError, "nesterov=True needs momentum"),
     (lambda: refnet.SGD(0.1, momentum=0.9, nesterov=True, convention="lee"), ValueError, "'lee' convention"),
+    (lambda: refnet.SGD(0.1, momentum=0.9, dampening=1.5), ValueError, r"dampening must be in \[0.0, 1.0\]"),
+    (lambda: refnet.SGD(0.1, momentum=0.9, dampening=0.1, convention="lee"), ValueError, "'lee' convention"),
+    (lambda: refnet.SGD(0.1, momentum=0.9, dampening=0.1, nesterov=True), ValueError, "needs dampening=0"),
+    (lambda: refnet.SGD(0.1, maximize="yes"), TypeError, "maximize must be True or False"),
+    (lambda: refnet.Adam(0.1, maximize=1), TypeError, "maximize must be True or False"),
     (lambda: refnet.RMSProp(0.1, centered=True, convention="lee"), ValueError, "'lee' convention"),
     (lambda: refnet.RMSProp(0.1, alpha=1.0), ValueError, "alpha must be in"),
     (lambda: refnet.RMSProp(0.1, root_state=True, eps_in_sqrt=True), ValueError, "root_state"),
     (lambda: refnet.RMSProp(0.1, root_state=True, centered=True), ValueError, "root_state"),
     (lambda: refnet.RMSProp(0.1, initial_average="last"), TypeError, "initial_average"),
+    (lambda: refnet.RMSProp(0.1, nesterov=True), ValueError, "nesterov=True needs momentum"),
+    (lambda: refnet.RMSProp(0.1, momentum=0.5, nesterov=True, convention="lee"), ValueError, "'lee' convention"),
+    (lambda: refnet.RMSProp(0.1, nesterov=1, momentum=0.5), TypeError, "nesterov must be True or False"),
+    (lambda: refnet.RMSProp(0.1, bias_correction="yes"), TypeError, "bias_correction must be True or False"),
+    (lambda: refnet.RMSProp(0.1, bias_correction=True, root_state=True), ValueError, "bias_correction=True"),
+    (lambda: refnet.RMSProp(0.1, bias_correction=True, initial_average="first"), ValueError, "bias_correction=True"),
     (lambda: refnet.Adam(0.1, beta1=1.0), ValueError, r"beta1 must be in \[0.0, 1.0\)"),
     (lambda: refnet.Adam(0.1, beta2=-0.1), ValueError, "beta2"),
     (lambda: refnet.Adam(0.1, eps=-1e-8), ValueError, "eps"),
     (lambda: refnet.Adam(0.1, decoupled="yes"), TypeError, "decoupled must be True or False"),
+    (lambda: refnet.Adam(0.1, eps_root=-1e-8), ValueError, "eps_root must be >= 0"),
+    (lambda: refnet.Adam(0.1, eps_in_sqrt=1), TypeError, "eps_in_sqrt must be True or False"),
+    (lambda: refnet.Adam(0.1, eps_in_sqrt=True, eps_root=1e-8), ValueError, "eps_in_sqrt=True puts eps inside"),
+    (lambda: refnet.Adam(0.1, eps=0.0), ValueError, "eps must be positive unless eps_root"),
+    (lambda: refnet.Adam(0.1, eps_hat=True, eps_root=1e-8), ValueError, "eps_hat=True"),
+    (lambda: refnet.Adam(0.1, amsgrad="corrected", convention="keras"), ValueError, "eps_hat=True"),
+    (lambda: refnet.Adam(0.1, bias_correction=(True,)), ValueError, "bias_correction must be True, False or a pair"),
+    (lambda: refnet.Adam(0.1, bias_correction=(True, "no")), TypeError, r"bias_correction\[1\] must be True"),
+    (lambda: refnet.Adam(0.1, bias_correction="m"), TypeError, "bias_correction"),
+    (lambda: refnet.Adam(0.1, amsgrad="max"), TypeError, "amsgrad"),
+    (lambda: refnet.Adam(0.1, amsgrad=True, convention="lee"), ValueError, "'lee' convention"),
+    (lambda: refnet.Adam(0.1, nesterov=True, convention="lee"), ValueError, "'lee' convention"),
+    (lambda: refnet.Adam(0.1, momentum_decay=0.004), ValueError, "momentum_decay .* needs nesterov=True"),
+    (lambda: refnet.Adam(0.1, nesterov=True, momentum_decay=-1), ValueError, "momentum_decay must be >= 0"),
+    (lambda: refnet.Adam(0.1, nesterov=True, momentum_decay=float("nan")), ValueError, "momentum_decay must be"),
+    (lambda: refnet.Adam(0.1, nesterov="yes"), TypeError, "nesterov must be True or False"),
     (lambda: refnet.Adagrad(0.1, initial_accumulator=-1), ValueError, "initial_accumulator"),
     (lambda: refnet.Adagrad(0.1, convention="tf"), ValueError, "convention must be one of"),
     (lambda: refnet.SGD(0.1, l1=-1), ValueError, "l1"),
@@ -708,7 +974,8 @@ def test_lees_root_state_matches_an_extended_precision_oracle_over_the_whole_ran
                     + b.astype(np.longdouble) * grad.astype(np.longdouble) ** 2)
     state, param, empty = sigma.copy(), np.zeros_like(sigma), np.zeros(0, dtype)
     kernels = {"compiled": refnet._core, "reference": refnet.reference}[backend]
-    kernels.rmsprop(param, grad, state, empty, empty, 1.0, float(a), float(b), 0.0, 0.0, False, False, True, 0.0, 0.0, 1.0)
+    kernels.rmsprop(param, grad, state, empty, empty, 1.0, float(a), float(b), 0.0, False, 0.0, False, False, True, 1.0,
+                    0.0, 0.0, 1.0)
     spacing = np.spacing(exact.astype(dtype)).astype(np.longdouble)
     # Two squares, two products, a sum and a root, each rounded once, in a well-conditioned sum
     # (the power-of-two scalings are exact, the last one rounds only into the subnormals):
@@ -808,6 +1075,53 @@ def test_every_instruction_set_gives_the_reference_bits(cls, kwargs, dtype):
         _core._select_isa()
 
 
+def every_loop_variant():
+    """One configuration per compiled loop of Adam (16) and RMSProp/Adagrad (30): every combination
+    of the structural switches the loops are specialised on (a penalty, each AMSGrad, Nesterov, v
+    corrected before the root; the root state, centering, momentum, Nesterov, bias correction)."""
+    adam = [dict(l1=l1, nesterov=nesterov, amsgrad=amsgrad, eps_in_sqrt=inside)
+            for l1 in (0.0, 0.001) for nesterov in (False, True) for amsgrad in (False, True, "corrected")
+            for inside in (False, True) if not (inside and (nesterov or amsgrad == "corrected"))]
+    rmsprop = [dict(l1=l1, root_state=root, eps=0.0 if root else 1e-8, centered=centered, momentum=momentum,
+                    nesterov=nesterov, bias_correction=corrected)
+               for l1 in (0.0, 0.001) for root in (False, True) for centered in (False, True)
+               for momentum in (0.0, 0.5) for nesterov in (False, True) for corrected in (False, True)
+               if not (root and (centered or corrected)) and not (nesterov and not momentum)]
+    adagrad = [dict(l1=l1, root_state=root, eps=0.0 if root else 1e-10) for l1 in (0.0, 0.001) for root in (False, True)]
+    return [(refnet.Adam, kw) for kw in adam] + [(refnet.RMSProp, kw) for kw in rmsprop] + \
+        [(refnet.Adagrad, kw) for kw in adagrad]
+
+
+def test_every_loop_variant_is_checked():
+    assert len([1 for cls, _ in every_loop_variant() if cls is refnet.Adam]) == 16
+    assert len([1 for cls, _ in every_loop_variant() if cls is not refnet.Adam]) == 30 + 4
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_loop_variant_on_every_instruction_set_gives_the_reference_bits(dtype):
+    """The spec's kernel paths run under Hypothesis; here every compiled loop, on every clone, on
+    edge values (zeros of both signs, subnormals, tiny and huge) and random ones, 67 elements (whole
+    vectors and a remainder), 4 steps."""
+    from refnet import _core
+
+    info = np.finfo(dtype)
+    edges = np.array([0.0, -0.0, info.smallest_subnormal, -info.tiny, 1e-30, 1.0, -3.0, 1e3], dtype)
+    rng = np.random.default_rng(4)
+    start = np.concatenate([edges, rng.standard_normal(59).astype(dtype)])
+    grads = [[np.concatenate([edges[::-1], rng.standard_normal(59).astype(dtype)])] for _ in range(4)]
+    try:
+        for cls, kwargs in every_loop_variant():
+            with refnet.use_backend("reference"):
+                want = run(cls(0.01, **kwargs), [start.copy()], grads)[0]
+            for isa in _core.ISA_CLONES:
+                _core._select_isa(isa)
+                with refnet.use_backend("compiled"):
+                    got = run(cls(0.01, **kwargs), [start.copy()], grads)[0]
+                np.testing.assert_array_equal(got, want, err_msg=f"{isa} {cls.__name__}({kwargs})")
+    finally:
+        _core._select_isa()
+
+
 @pytest.mark.parametrize(
     "make",
     [
@@ -828,7 +1142,8 @@ def test_none_means_the_presets_value_for_every_hyper_parameter(make):
      lambda: refnet.RMSProp(0.01, eps=0.0, convention="keras")],
 )
 def test_eps_zero_is_refused_outside_lees_root_form(make):
-    with pytest.raises(ValueError, match="eps must be positive unless root_state=True"):
+    # Adam's own way out is optax's eps_root inside the root.
+    with pytest.raises(ValueError, match="eps must be positive unless (root_state=True|eps_root > 0)"):
         make()
 
 

@@ -28,7 +28,16 @@ CASES = [
     (lambda: refnet.SGD(1e-3, momentum=0.9), "SGD", dict(lr=1e-3, momentum=0.9)),
     (lambda: refnet.SGD(1e-3, momentum=0.9, nesterov=True, weight_decay=0.1), "SGD",
      dict(lr=1e-3, momentum=0.9, nesterov=True, weight_decay=0.1)),
+    (lambda: refnet.SGD(1e-3, momentum=0.9, dampening=0.5), "SGD", dict(lr=1e-3, momentum=0.9, dampening=0.5)),
+    (lambda: refnet.SGD(1e-3, momentum=0.9, dampening=0.3, weight_decay=0.1, maximize=True), "SGD",
+     dict(lr=1e-3, momentum=0.9, dampening=0.3, weight_decay=0.1, maximize=True)),
     (lambda: refnet.Adagrad(1e-2), "Adagrad", dict(lr=1e-2)),
+    # PyTorch's lr_decay: lr / (1 + (t - 1) lr_decay) at step t, InverseTime of the steps taken.
+    (lambda: refnet.Adagrad(1e-2, schedule=refnet.InverseTime(0.05)), "Adagrad", dict(lr=1e-2, lr_decay=0.05)),
+    (lambda: refnet.Adagrad(1e-2, weight_decay=0.1, maximize=True), "Adagrad",
+     dict(lr=1e-2, weight_decay=0.1, maximize=True)),
+    (lambda: refnet.RMSProp(1e-4, momentum=0.9, centered=True, weight_decay=0.1, maximize=True), "RMSprop",
+     dict(lr=1e-4, momentum=0.9, centered=True, weight_decay=0.1, maximize=True)),
     (lambda: refnet.Adagrad(1e-2, eps=1e-6, initial_accumulator=0.5, weight_decay=0.1), "Adagrad",
      dict(lr=1e-2, eps=1e-6, initial_accumulator_value=0.5, weight_decay=0.1)),
     (lambda: refnet.RMSProp(1e-3), "RMSprop", dict(lr=1e-3)),
@@ -42,12 +51,37 @@ CASES = [
      dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
     (lambda: refnet.Adam(1e-2, weight_decay=0.1, decoupled=True), "AdamW", dict(lr=1e-2, weight_decay=0.1)),
     (lambda: refnet.Adam(1e-2, weight_decay=0.01, decoupled=True), "AdamW", dict(lr=1e-2)),  # AdamW's default
+    # AMSGrad: PyTorch keeps the maximum of the uncorrected v and corrects it as v.
+    (lambda: refnet.Adam(1e-2, amsgrad=True), "Adam", dict(lr=1e-2, amsgrad=True)),
+    (lambda: refnet.Adam(1e-2, amsgrad=True, weight_decay=0.1), "Adam", dict(lr=1e-2, amsgrad=True, weight_decay=0.1)),
+    (lambda: refnet.Adam(1e-2, amsgrad=True, weight_decay=0.1, decoupled=True), "AdamW",
+     dict(lr=1e-2, amsgrad=True, weight_decay=0.1)),
+    # NAdam: momentum schedule mu_t = beta1 (1 - 0.96^(t psi) / 2), coupled or decoupled decay.
+    (lambda: refnet.Adam(2e-3, nesterov=True), "NAdam", dict(lr=2e-3)),
+    (lambda: refnet.Adam(2e-3, beta1=0.8, nesterov=True, momentum_decay=0.05, weight_decay=0.1), "NAdam",
+     dict(lr=2e-3, betas=(0.8, 0.999), momentum_decay=0.05, weight_decay=0.1)),
+    (lambda: refnet.Adam(2e-3, nesterov=True, weight_decay=0.1, decoupled=True), "NAdam",
+     dict(lr=2e-3, weight_decay=0.1, decoupled_weight_decay=True)),
+    (lambda: refnet.Adam(1e-2, amsgrad=True, weight_decay=0.1, maximize=True), "Adam",
+     dict(lr=1e-2, amsgrad=True, weight_decay=0.1, maximize=True)),
+    (lambda: refnet.Adam(2e-3, nesterov=True, maximize=True), "NAdam", dict(lr=2e-3, maximize=True)),
 ]
 IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in kwargs.items())}" for _, name, kwargs in CASES]
 
 
 def compare(make, torch_name, torch_kwargs, start, seed):
     """Run both for STEPS steps on the same gradients; return the worst error after each step."""
+    # torch keeps its scalar state (the step, NAdam's running product of mu) in the default
+    # dtype: float32 unless set, which would round NAdam's product; refnet keeps it in double.
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        return _compare(make, torch_name, torch_kwargs, start, seed)
+    finally:
+        torch.set_default_dtype(default)
+
+
+def _compare(make, torch_name, torch_kwargs, start, seed):
     rng = np.random.default_rng(seed)
     ours = [start.copy(), start[::-1].copy()]
     theirs = [torch.tensor(p.copy(), requires_grad=True) for p in ours]
@@ -94,3 +128,5 @@ def test_torch_defaults_are_the_torch_presets():
     assert refnet.RMSProp(0.01).settings["eps"] == torch.optim.RMSprop([torch.zeros(1)]).defaults["eps"]
     assert refnet.Adagrad(0.01).settings["eps"] == torch.optim.Adagrad([torch.zeros(1)]).defaults["eps"]
     assert refnet.Adam(0.01).settings["eps"] == torch.optim.Adam([torch.zeros(1)]).defaults["eps"]
+    nadam = torch.optim.NAdam([torch.zeros(1)]).defaults
+    assert refnet.Adam(0.01, nesterov=True).settings["momentum_decay"] == nadam["momentum_decay"]

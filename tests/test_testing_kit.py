@@ -244,3 +244,252 @@ def test_parametrize_with_checks_names_each_case_and_refuses_a_list():
     with pytest.raises(TypeError, match="checks must be a dict"):
         parametrize_with_checks([lambda: None])
     assert issubclass(ConformanceError, AssertionError)
+
+
+# --- every option of the four families, hand-written, and each planted mistake named ---------------
+
+def adam_step(eps=1e-8, inside=False, correct_v=True, amsgrad=False, eps_root=0.0, nadam=None, beta1=0.9,
+              beta2=0.999):
+    """Adam written from the sources with the options as arguments (not the kit's transcription):
+    ``amsgrad`` False / "v" (PyTorch: the maximum of v) / "v_hat" (optax: of the corrected v);
+    ``nadam`` None, "optax" (u_t = beta1) or PyTorch's psi."""
+    def step(params, grads, state, lr):
+        t = state["t"] = state.get("t", 0) + 1
+        if nadam is not None:
+            u = [beta1 if nadam == "optax" else beta1 * (1 - 0.5 * 0.96 ** (nadam * k)) for k in (t, t + 1)]
+            state["prod"] = state.get("prod", 1.0) * u[0]
+        for i, (theta, g) in enumerate(zip(params, grads)):
+            m = state[i, "m"] = beta1 * state.get((i, "m"), 0) + (1 - beta1) * g
+            v = state[i, "v"] = beta2 * state.get((i, "v"), 0) + (1 - beta2) * g**2
+            correction = 1 - beta2**t if correct_v else 1.0
+            if amsgrad == "v":
+                v = state[i, "max"] = np.maximum(state.get((i, "max"), 0), v)
+            v_hat = v / correction
+            if amsgrad == "v_hat":
+                v_hat = state[i, "max"] = np.maximum(state.get((i, "max"), 0), v_hat)
+            if nadam is None:
+                m_hat = m / (1 - beta1**t)
+            else:
+                m_hat = u[1] * m / (1 - state["prod"] * u[1]) + (1 - u[0]) * g / (1 - state["prod"])
+            root = np.sqrt(v_hat + eps_root + eps) if inside else np.sqrt(v_hat + eps_root) + eps
+            theta -= lr * m_hat / root
+    return step
+
+
+def rmsprop_step(alpha=0.9, eps=1e-8, inside=True, momentum=0.0, nesterov=False, bias_correction=False):
+    """optax.rmsprop written from optax/_src/alias.py and transform.py: scale_by_rms, then the learning
+    rate, then trace(momentum, nesterov)."""
+    def step(params, grads, state, lr):
+        t = state["t"] = state.get("t", 0) + 1
+        for i, (theta, g) in enumerate(zip(params, grads)):
+            v = state[i, "v"] = alpha * state.get((i, "v"), 0) + (1 - alpha) * g**2
+            if bias_correction:
+                v = v / (1 - alpha**t)
+            u = lr * g / (np.sqrt(v + eps) if inside else np.sqrt(v) + eps)
+            if momentum:
+                trace = state[i, "trace"] = u + momentum * state.get((i, "trace"), 0)
+                u = u + momentum * trace if nesterov else trace
+            theta -= u
+    return step
+
+
+def clipped(step, kind, c, eps=0.0):
+    """``step`` after clipping the gradients: "global" (norm of all arrays + eps), "each" (each array)."""
+    def run(params, grads, state, lr):
+        if kind == "global":
+            factor = min(1.0, c / (np.sqrt(sum(np.sum(g**2) for g in grads)) + eps))
+            grads = [g * factor for g in grads]
+        else:
+            grads = [g * min(1.0, c / np.sqrt(np.sum(g**2))) for g in grads]
+        return step(params, grads, state, lr)
+    return run
+
+
+def test_hand_written_versions_of_every_option_are_accepted():
+    check_optimizer(adam_step(amsgrad="v"), "amsgrad", "torch", lr=1e-3, schedule="step")
+    check_optimizer(adam_step(amsgrad="v"), "adam", "torch", lr=1e-3, amsgrad=True)
+    check_optimizer(adam_step(amsgrad="v_hat"), "amsgrad", "optax", lr=1e-3)
+    check_optimizer(adam_step(eps=0.0, eps_root=1e-8), "adam", "optax", lr=1e-3, eps=0.0, eps_root=1e-8)
+    check_optimizer(adam_step(nadam=0.004), "nadam", "torch", lr=1e-3, schedule="step")
+    check_optimizer(adam_step(nadam="optax"), "nadam", "optax", lr=1e-3)
+    check_optimizer(adam_step(nadam=1.0, eps=1e-7), "nadam", "keras", lr=1e-3)
+    check_optimizer(adam_step(inside=True, correct_v=False), "adam", "torch", lr=1e-3, eps_in_sqrt=True,
+                    bias_correction=(True, False))
+    check_optimizer(rmsprop_step(momentum=0.9, nesterov=True, bias_correction=True), "rmsprop", "optax",
+                    schedule="step", lr=0.01, momentum=0.9, nesterov=True, bias_correction=True)
+    check_optimizer(clipped(adam_step(), "global", 1.0, eps=1e-6), "adam", "torch", lr=1e-3, global_clip_norm=1.0)
+    check_optimizer(clipped(adam_step(eps=1e-8), "each", 0.5), "adam", "optax", lr=1e-3, clip_norm=0.5)
+
+
+@pytest.mark.parametrize(("step", "family", "convention", "hyper", "named"), [
+    (adam_step(), "amsgrad", "torch", {}, r"Your AMSGrad has no AMSGrad\.$"),
+    (adam_step(amsgrad="v_hat"), "amsgrad", "torch", {},
+     r"Your AMSGrad matches optax's \(AMSGrad on the corrected v̂"),
+    (adam_step(amsgrad="v"), "adam", "torch", {},
+     r"Your Adam has AMSGrad \(the maximum of v, as PyTorch and Keras\)\.$"),
+    (adam_step(eps=0.0, eps_root=1e-8), "adam", "optax", dict(eps=0.0),
+     r"Your Adam has ε_root = 1e-8 inside the root \(optax's eps_root\)\.$"),
+    (adam_step(nadam="optax"), "nadam", "torch", {}, r"Your NAdam matches optax's \(NAdam's momentum factor constant"),
+    (adam_step(), "nadam", "torch", {}, r"Your NAdam has no Nesterov momentum \(not NAdam\)\.$"),
+    (adam_step(nadam=0.004), "adam", "torch", {},
+     r"Your Adam has Nesterov momentum \(NAdam\) and NAdam's momentum schedule with ψ = 0.004 \(PyTorch's\)\.$"),
+    (adam_step(inside=True, correct_v=False), "adam", "torch", {},
+     r"Your Adam has ε inside the root and no bias correction of v\.$"),
+    (rmsprop_step(eps=1e-7, inside=False), "rmsprop", "torch", {},
+     r"Your RMSProp is Keras' with ε = 1e-7 outside the root\.$"),
+    (rmsprop_step(momentum=0.9), "rmsprop", "optax", dict(momentum=0.9, nesterov=True),
+     r"Your RMSProp has no Nesterov momentum\.$"),
+    (rmsprop_step(bias_correction=True), "rmsprop", "optax", {},
+     r"Your RMSProp has bias correction of v \(optax's\)\.$"),
+    (adam_step(), "adam", "torch", dict(global_clip_norm=1.0), r"Your Adam has no gradient clipping\.$"),
+    (clipped(adam_step(), "each", 1.0), "adam", "torch", dict(global_clip_norm=1.0),
+     r"Your Adam has gradients clipped by the norm of each array at 1\.$"),
+    (clipped(adam_step(), "global", 1.0), "adam", "torch", dict(global_clip_norm=1.0),
+     r"Your Adam has no ε added to the norm \(Keras', optax's\)\.$"),
+])
+def test_each_planted_mistake_is_named(step, family, convention, hyper, named):
+    lr = 0.01 if family == "rmsprop" else 1e-3
+    with pytest.raises(ConformanceError, match=named):
+        check_optimizer(step, family, convention, lr=lr, **hyper)
+
+
+def test_sgd_dampening_is_torchs_and_clipping_must_be_one_kind():
+    def damped(params, grads, state, lr):
+        for i, (theta, g) in enumerate(zip(params, grads)):
+            b = state[i] = 0.9 * state[i] + 0.5 * g if i in state else g.copy()
+            theta -= lr * b
+
+    check_optimizer(damped, "sgd", "torch", lr=0.1, momentum=0.9, dampening=0.5)
+    with pytest.raises(TypeError, match="at most one of clip_value"):
+        check_optimizer(damped, "sgd", lr=0.1, clip_value=1.0, clip_norm=1.0)
+
+
+@pytest.mark.parametrize("convention", refnet.optim.CONVENTIONS)
+@pytest.mark.parametrize("clip", [dict(clip_value=0.5), dict(clip_norm=1.0), dict(clip_rms=0.3),
+                                  dict(global_clip_norm=1.0), dict(global_clip_norm=2.0, clip_norm_type=1.0)],
+                         ids=lambda c: "-".join(map(str, c.values())))
+def test_refnet_clipping_follows_the_kit(clip, convention):
+    for cls, family, hyper in [(refnet.SGD, "sgd", dict(lr=0.1, momentum=0.9)), (refnet.Adagrad, "adagrad", dict(lr=0.1)),
+                               (refnet.RMSProp, "rmsprop", dict(lr=0.01)), (refnet.Adam, "adam", dict(lr=1e-3))]:
+        check_optimizer(cls(**hyper, **clip, convention=convention), family, convention, **hyper, **clip)
+
+
+TORCH_OPTIONS = {
+    "Adam-amsgrad": ("Adam", "amsgrad", dict(lr=1e-3), dict(amsgrad=True), None),
+    "NAdam": ("NAdam", "nadam", dict(lr=1e-3), {}, None),
+    "RMSprop-centered": ("RMSprop", "rmsprop", dict(lr=0.01), dict(centered=True, momentum=0.9), None),
+    "SGD-dampening": ("SGD", "sgd", dict(lr=0.1), dict(momentum=0.9, dampening=0.3), None),
+    "SGD-nesterov-clip": ("SGD", "sgd", dict(lr=0.1, global_clip_norm=1.0), dict(momentum=0.9, nesterov=True),
+                          lambda ts: __import__("torch").nn.utils.clip_grad_norm_(ts, 1.0)),
+    "Adam-clip-value": ("Adam", "adam", dict(lr=1e-3, clip_value=0.5), {},
+                        lambda ts: __import__("torch").nn.utils.clip_grad_value_(ts, 0.5)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_OPTIONS))
+def test_torch_options_are_recognised_as_the_torch_convention(name):
+    torch = pytest.importorskip("torch")
+    cls, family, hyper, options, before = TORCH_OPTIONS[name]
+    lr = hyper["lr"]
+    check_optimizer(torch_optimizer(lambda ps: getattr(torch.optim, cls)(ps, lr=lr, **options), before),
+                    family, "torch", schedule="step", **hyper, **{k: v for k, v in options.items() if k != "amsgrad"})
+
+
+# --- optax and Keras, where installed (the `conformance` extra) ------------------------------
+
+OPTAX_CASES = {
+    "adam": ("adam", dict(learning_rate=1e-3), dict(lr=1e-3)),
+    "adamw": ("adamw", dict(learning_rate=1e-3), dict(lr=1e-3)),
+    "rmsprop": ("rmsprop", dict(learning_rate=0.01), dict(lr=0.01)),
+    "rmsprop-momentum-nesterov": ("rmsprop", dict(learning_rate=0.01, momentum=0.9, nesterov=True),
+                                  dict(lr=0.01, momentum=0.9, nesterov=True)),
+    "sgd-momentum": ("sgd", dict(learning_rate=0.1, momentum=0.9), dict(lr=0.1, momentum=0.9)),
+    "adagrad": ("adagrad", dict(learning_rate=0.1), dict(lr=0.1)),
+    "amsgrad": ("amsgrad", dict(learning_rate=1e-3), dict(lr=1e-3)),
+    "nadam": ("nadam", dict(learning_rate=1e-3), dict(lr=1e-3)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPTAX_CASES))
+def test_optax_optimizers_are_recognised_as_the_optax_convention(name):
+    optax = pytest.importorskip("optax")
+    from refnet.testing.adapters import optax_transformation
+
+    alias, arguments, hyper = OPTAX_CASES[name]
+    family = {"sgd": "sgd", "adagrad": "adagrad", "rmsprop": "rmsprop"}.get(alias, alias)
+    injected = optax.inject_hyperparams(getattr(optax, alias))(**arguments)
+    check_optimizer(optax_transformation(injected), family, "optax", schedule="step", **hyper)
+
+
+def test_optax_clipping_and_eps_root_are_named():
+    optax = pytest.importorskip("optax")
+    from refnet.testing.adapters import optax_transformation
+
+    chained = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-3))
+    check_optimizer(optax_transformation(chained), "adam", "optax", lr=1e-3, global_clip_norm=1.0)
+    chained = optax.chain(optax.clip_by_block_rms(0.5), optax.sgd(0.1))
+    check_optimizer(optax_transformation(chained), "sgd", "optax", lr=0.1, clip_rms=0.5)
+    with pytest.raises(ConformanceError, match=r"Your Adam has ε_root = 1e-8 inside the root \(optax's eps_root\)"):
+        check_optimizer(optax_transformation(optax.adam(1e-3, eps=0.0, eps_root=1e-8)), "adam", "optax", lr=1e-3,
+                        eps=0.0)
+    with pytest.raises(TypeError, match="inject_hyperparams"):
+        check_optimizer(optax_transformation(optax.sgd(0.1)), "sgd", "optax", lr=0.1, schedule="step")
+
+
+KERAS_CASES = {
+    "Adam": ("adam", dict(learning_rate=1e-3), dict(lr=1e-3)),
+    "Adam-amsgrad": ("amsgrad", dict(learning_rate=1e-3, amsgrad=True), dict(lr=1e-3)),
+    "AdamW": ("adamw", dict(learning_rate=1e-3), dict(lr=1e-3)),
+    "RMSprop": ("rmsprop", dict(learning_rate=0.01, momentum=0.9), dict(lr=0.01, momentum=0.9)),
+    "SGD": ("sgd", dict(learning_rate=0.1, momentum=0.9, nesterov=True), dict(lr=0.1, momentum=0.9, nesterov=True)),
+    "Adagrad": ("adagrad", dict(learning_rate=0.1), dict(lr=0.1)),
+    "Nadam": ("nadam", dict(learning_rate=1e-3), dict(lr=1e-3)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KERAS_CASES))
+def test_keras_optimizers_are_recognised_as_the_keras_convention(name):
+    import os
+
+    if os.environ.setdefault("KERAS_BACKEND", "torch") != "torch":
+        pytest.skip("the Keras adapter is tested with the torch backend")
+    keras = pytest.importorskip("keras")
+    from refnet.testing.adapters import keras_optimizer
+
+    family, arguments, hyper = KERAS_CASES[name]
+    cls = getattr(keras.optimizers, name.split("-")[0])
+    check_optimizer(keras_optimizer(lambda: cls(**arguments)), family, "keras", schedule="step", **hyper)
+
+
+def test_adapters_refuse_what_they_cannot_drive():
+    with pytest.raises(TypeError, match="before_step must be a function"):
+        torch_optimizer(lambda ps: None, before_step=1)
+    pytest.importorskip("optax")
+    from refnet.testing.adapters import optax_transformation
+
+    with pytest.raises(TypeError, match="optax GradientTransformation"):
+        optax_transformation(lambda g: g)
+
+
+def test_maximize_is_recognised_and_its_absence_named():
+    def ascend(params, grads, state, lr):
+        for theta, g in zip(params, grads):
+            theta += lr * g
+
+    check_optimizer(ascend, "sgd", "torch", lr=0.1, maximize=True)
+    with pytest.raises(ConformanceError, match=r"Your SGD has the gradient negated \(maximize: it ascends\)\.$"):
+        check_optimizer(ascend, "sgd", "torch", lr=0.1)
+    torch = pytest.importorskip("torch")
+    check_optimizer(torch_optimizer(lambda ps: torch.optim.Adam(ps, lr=1e-3, maximize=True)), "adam", "torch",
+                    lr=1e-3, maximize=True)
+    check_optimizer(torch_optimizer(lambda ps: torch.optim.NAdam(ps, lr=1e-3)), "adam", "torch", lr=1e-3,
+                    nesterov=True)
+
+
+def test_textbook_trajectory_takes_the_options_a_convention_leaves_off_as_off():
+    from refnet.testing.optimizers import textbook_trajectory
+
+    settings = dict(eps=1e-8, eps_in_sqrt=False, eps_hat=False, bias_correction_m=True, bias_correction_v=True,
+                    decoupled=False, beta1=0.9, beta2=0.999, weight_decay=0.0)
+    rows = textbook_trajectory("adam", settings, np.zeros(2), [np.array([1.0, -2.0])], [0.1])
+    np.testing.assert_allclose(rows[1], [-0.1, 0.1], rtol=1e-7)   # the first Adam step is about lr * sign(g)

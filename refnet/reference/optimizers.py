@@ -15,8 +15,9 @@ may assume:
 * ``grad`` shares no memory with ``param`` or a state;
 * the scalars are finite Python floats; an unused state array is empty.
 
-Every kernel starts with the regularisation terms, from the parameter as it
-was before this step:
+``refnet.optim`` negates the gradient before calling a kernel where it is asked to
+maximise (PyTorch's ``maximize``).  Every kernel starts with the regularisation
+terms, from the parameter as it was before this step:
 
 .. math:: g \leftarrow g + \lambda_2\,\theta + \lambda_1 \operatorname{sgn}\theta,
           \qquad \theta \leftarrow \kappa\,\theta
@@ -49,9 +50,15 @@ the notes here say which part of each source this module follows.
   :math:`\hat\varepsilon` form before its section 2.1.
 * [Loshchilov] I. Loshchilov and F. Hutter, "Decoupled Weight Decay
   Regularization", ICLR 2019 (AdamW).
+* [Reddi] S. J. Reddi, S. Kale and S. Kumar, "On the Convergence of Adam and
+  Beyond", ICLR 2018 (AMSGrad).
+* [Dozat] T. Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016
+  workshop (NAdam).
+* [Optax] optax source, ``optax/_src/alias.py`` and ``transform.py``
+  (``scale_by_adam``, ``scale_by_amsgrad``, ``scale_by_rms``).
 * [Torch] PyTorch documentation of ``torch.optim.SGD``, ``Adagrad``, ``RMSprop``,
-  ``Adam`` and ``AdamW`` (the algorithms given there in pseudo-code).
-* [Keras] Keras 3 source, ``keras/src/optimizers/{sgd,adagrad,rmsprop,adam}.py``
+  ``Adam``, ``AdamW`` and ``NAdam`` (the algorithms given there in pseudo-code).
+* [Keras] Keras 3 source, ``keras/src/optimizers/{sgd,adagrad,rmsprop,adam,nadam}.py``
   and ``base_optimizer.py`` (``_apply_weight_decay``).
 """
 
@@ -94,7 +101,7 @@ def sgd(param, grad, lr, l2, l1, keep):
     return param
 
 
-def sgd_momentum(param, grad, buffer, lr, momentum, nesterov, lr_in_momentum, l2, l1, keep):
+def sgd_momentum(param, grad, buffer, lr, momentum, dampening, nesterov, lr_in_momentum, l2, l1, keep):
     r"""Gradient descent with (Nesterov) momentum, in the two forms libraries use.
 
     ``lr_in_momentum=True`` is Lee's (and Sutskever's, Keras') velocity
@@ -109,12 +116,15 @@ def sgd_momentum(param, grad, buffer, lr, momentum, nesterov, lr_in_momentum, l2
     Nesterov: :math:`\theta \leftarrow \theta + \mu v - \eta g`) and
     :math:`(c, s) = (1, \eta)` otherwise, PyTorch's
     :math:`b \leftarrow \mu b + g,\ \theta \leftarrow \theta - \eta (g + \mu b)`
-    for Nesterov [Torch]_ (no dampening).  The two agree while :math:`\eta` is
+    for Nesterov [Torch]_.  The two agree while :math:`\eta` is
     constant (:math:`v = -\eta b`) and differ under a schedule.  The buffer
-    starts at 0, which gives PyTorch's :math:`b_1 = g_1`.
+    starts at 0, which gives PyTorch's :math:`b_1 = g_1`.  PyTorch's ``dampening``
+    :math:`\tau` scales the gradient entering the buffer, :math:`c \leftarrow (1 - \tau)\,c`
+    (on every step but the first, where PyTorch copies :math:`g` into the buffer: the
+    caller passes :math:`\tau = 0` there).
     """
     g = _regularised(param, grad, l2, l1, keep)
-    gain, scale = (lr, 1.0) if lr_in_momentum else (1.0, lr)
+    gain, scale = (lr * (1 - dampening), 1.0) if lr_in_momentum else (1 - dampening, lr)
     buffer *= momentum
     buffer += gain * g
     step = momentum * buffer + gain * g if nesterov else buffer
@@ -123,7 +133,7 @@ def sgd_momentum(param, grad, buffer, lr, momentum, nesterov, lr_in_momentum, l2
 
 
 def rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight, new_weight,
-            momentum, eps, eps_in_sqrt, lr_in_momentum, root_state, l2, l1, keep):
+            momentum, nesterov, eps, eps_in_sqrt, lr_in_momentum, root_state, bias_correction, l2, l1, keep):
     r"""RMSProp [Hinton]_ [Lee]_, and Adagrad as its special case, in every convention.
 
     The running average of :math:`g^2` (weights :math:`a` on the old value,
@@ -138,6 +148,9 @@ def rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight, 
     :math:`\sqrt{v + \varepsilon}`) or outside (PyTorch: :math:`\sqrt v + \varepsilon`),
     and :math:`\bar g^2` only when centered (non-empty ``grad_avg``:
     :math:`\bar g \leftarrow a\bar g + b g`, PyTorch's and Keras' ``centered``).
+    optax's ``bias_correction`` [Optax]_ divides both averages by :math:`c = 1 - \alpha^t`
+    (``bias_correction``, computed once per step; 1 leaves them as they are) before the root:
+    :math:`d = \sqrt{v/c - (\bar g/c)^2 + \varepsilon_\text{in}} + \varepsilon_\text{out}`.
 
     ``root_state`` (Lee's forms) keeps :math:`\sigma = \sqrt v` instead, updated
     with scaling as ``hypot`` does, so that :math:`\sigma > 0` whenever some
@@ -164,6 +177,9 @@ def rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight, 
 
     .. math:: B \leftarrow \mu B + c\,\frac{g}{d}, \qquad \theta \leftarrow \theta - s\,B
 
+    and with ``nesterov`` (optax's ``rmsprop(nesterov=True)``, whose trace follows the
+    learning rate: ``lr_in_momentum``) the look-ahead
+    :math:`\theta \leftarrow \theta - s\,(\mu B + c\,g/d)`, as SGD's Nesterov.
     :math:`g/d` is formed first: it is of order 1, where :math:`\eta g` could
     underflow for a tiny gradient.
     """
@@ -187,12 +203,14 @@ def rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight, 
     else:
         square_avg *= old_weight
         square_avg += new_weight * g * g
-        variance = square_avg
+        corrected = square_avg / bias_correction   # exact where bias_correction is 1
+        variance = corrected
         if grad_avg.size:
             grad_avg *= old_weight
             grad_avg += new_weight * g
+            mean = grad_avg / bias_correction
             # v - g_bar^2 >= 0 in exact arithmetic; rounding can push it below 0, which counts as 0.
-            variance = np.maximum(square_avg - grad_avg * grad_avg, 0)
+            variance = np.maximum(corrected - mean * mean, 0)
         eps_in, eps_out = (eps, 0.0) if eps_in_sqrt else (0.0, eps)
         denominator = np.sqrt(variance + eps_in) + eps_out
     normalised = g / _nonzero(denominator)
@@ -200,16 +218,17 @@ def rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight, 
         gain, scale = (lr, 1.0) if lr_in_momentum else (1.0, lr)
         momentum_buffer *= momentum
         momentum_buffer += gain * normalised
-        param -= scale * momentum_buffer
+        param -= scale * (momentum * momentum_buffer + gain * normalised if nesterov else momentum_buffer)
     else:
         param -= lr * normalised
     return param
 
 
-def adam(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps,
-         bias_correction1, bias_correction2, eps_hat, l2, l1, keep):
-    r"""Adam [KingmaBa]_, Algorithm 1 (also Lee's slide and PyTorch), or its
-    :math:`\hat\varepsilon` form (Keras).
+def adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps_in, eps_out,
+         bias_correction1, bias_correction2, eps_hat, correct_first, amsgrad_corrected, nesterov,
+         mu, mu_next, bias_correction1_next, l2, l1, keep):
+    r"""Adam [KingmaBa]_, Algorithm 1 (also Lee's slide and PyTorch), its
+    :math:`\hat\varepsilon` form (Keras), AMSGrad [Reddi]_ and Nesterov-Adam [Dozat]_.
 
     .. math:: m \leftarrow m + (1-\beta_1)(g - m), \qquad
               v \leftarrow \beta_2 v + (1-\beta_2)\,g^2
@@ -217,28 +236,73 @@ def adam(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps,
     (:math:`m` in PyTorch's and Keras' ``lerp`` form, equal to
     :math:`\beta_1 m + (1-\beta_1) g`).  With :math:`c_1 = 1-\beta_1^t`,
     :math:`c_2 = 1-\beta_2^t` (``bias_correction1/2``, computed once per step; 1
-    to switch bias correction off), Algorithm 1,
+    to switch a bias correction off), Algorithm 1,
     :math:`\theta \leftarrow \theta - \eta\,\hat m / (\sqrt{\hat v} + \varepsilon)` with
     :math:`\hat m = m/c_1`, :math:`\hat v = v/c_2`, in PyTorch's order of operations:
 
     .. math:: \theta \leftarrow \theta - \frac{(\eta / c_1)\, m}{\sqrt{v}/\sqrt{c_2} + \varepsilon}
 
-    and with ``eps_hat`` (Keras, scikit-learn), :math:`\hat\varepsilon` added
-    to the uncorrected root:
+    With ``correct_first`` :math:`\hat v` is formed before the root, with
+    :math:`\varepsilon_\text{in}` inside it and :math:`\varepsilon_\text{out}` outside
+    (optax's ``eps_root`` and ``eps``, ε inside the root as RMSProp's ``eps_in_sqrt``;
+    optax, PyTorch's ``NAdam`` and Keras' ``Nadam`` divide before the root):
+
+    .. math:: \theta \leftarrow \theta - \frac{(\eta / c_1)\, m}
+              {\sqrt{v / c_2 + \varepsilon_\text{in}} + \varepsilon_\text{out}}
+
+    (without ``correct_first``, :math:`\varepsilon_\text{in} = 0` and :math:`\varepsilon = \varepsilon_\text{out}`).
+    With ``eps_hat`` (Keras, scikit-learn), :math:`\hat\varepsilon` is added to the
+    uncorrected root and the correction folded into the step size:
 
     .. math:: \theta \leftarrow \theta - \frac{\eta_t\, m}{\sqrt{v} + \hat\varepsilon},
               \qquad \eta_t = \eta\,\sqrt{c_2} / c_1
 
+    AMSGrad (a non-empty ``max_exp_avg_sq``, :math:`\bar v`) divides by the largest
+    second moment so far instead of :math:`v`: PyTorch and Keras keep the maximum of
+    the uncorrected :math:`v` and correct it as :math:`v` above,
+    :math:`\bar v \leftarrow \max(\bar v, v)`; optax (``amsgrad_corrected``) keeps the
+    maximum of the corrected one, :math:`\bar v \leftarrow \max(\bar v, v/c_2)`, used as
+    :math:`\hat v` itself: :math:`d = \sqrt{\bar v + \varepsilon_\text{in}} + \varepsilon_\text{out}`.
+
+    Nesterov-Adam (``nesterov``) replaces :math:`\hat m` by a look-ahead mixing the new
+    moment and the gradient, with momentum coefficients :math:`\mu_t` (``mu``),
+    :math:`\mu_{t+1}` (``mu_next``) and their running products
+    :math:`c_1 = 1 - \prod_{i \le t}\mu_i`, :math:`c_1' = 1 - \prod_{i \le t+1}\mu_i`
+    (``bias_correction1_next``; 1 for both without bias correction of :math:`m`):
+
+    .. math:: \hat m = \frac{\mu_{t+1}}{c_1'}\, m + \frac{1 - \mu_t}{c_1}\, g
+
+    PyTorch's ``NAdam`` and Keras' ``Nadam`` schedule
+    :math:`\mu_t = \beta_1 (1 - \tfrac12\, 0.96^{t\psi})`; optax's ``nadam`` (Dozat's)
+    has :math:`\mu_t = \beta_1`; all three form :math:`\hat v` before the root, as
+    ``correct_first``.  The step is :math:`\theta \leftarrow \theta - (\eta\,\hat m)/d`, the scalars
+    :math:`\eta\mu_{t+1}/c_1'` and :math:`\eta(1-\mu_t)/c_1` computed once per step.
+
     Coupled L2 here is Adam's ``weight_decay``; decoupled decay (``keep``) is AdamW [Loshchilov]_.
     """
     g = _regularised(param, grad, l2, l1, keep)
+    scale = lr * math.sqrt(bias_correction2) if eps_hat else lr
     if eps_hat:
-        step_size, root_c2 = lr * math.sqrt(bias_correction2) / bias_correction1, 1.0
+        bias_correction2 = 1.0   # folded into the step size
+    if nesterov:
+        coefficient_m = scale * mu_next / bias_correction1_next
+        coefficient_g = scale * (1 - mu) / bias_correction1
     else:
-        step_size, root_c2 = lr / bias_correction1, math.sqrt(bias_correction2)
+        coefficient_m = scale / bias_correction1
     exp_avg += (1 - beta1) * (g - exp_avg)
     exp_avg_sq *= beta2
     exp_avg_sq += (1 - beta2) * g * g
-    denominator = np.sqrt(exp_avg_sq) / root_c2 + eps
-    param -= step_size * exp_avg / _nonzero(denominator)
+    second = exp_avg_sq
+    if max_exp_avg_sq.size:
+        np.maximum(max_exp_avg_sq, exp_avg_sq / bias_correction2 if amsgrad_corrected else exp_avg_sq,
+                   out=max_exp_avg_sq)
+        second = max_exp_avg_sq
+    if max_exp_avg_sq.size and amsgrad_corrected:
+        denominator = np.sqrt(second + eps_in) + eps_out
+    elif correct_first or nesterov:
+        denominator = np.sqrt(second / bias_correction2 + eps_in) + eps_out
+    else:
+        denominator = np.sqrt(second) / math.sqrt(bias_correction2) + eps_out
+    numerator = coefficient_m * exp_avg + coefficient_g * g if nesterov else coefficient_m * exp_avg
+    param -= numerator / _nonzero(denominator)
     return param

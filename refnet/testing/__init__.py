@@ -2,8 +2,9 @@
 
 The conformance kit (NumPy only; PyTorch optimizers through :mod:`refnet.testing.adapters`):
 
-* :func:`check_optimizer` -- SGD (momentum, Nesterov), Adagrad, RMSProp, Adam, AdamW
-  in Lee's, PyTorch's, Keras' or optax's convention;
+* :func:`check_optimizer` -- SGD (momentum, Nesterov, dampening), Adagrad, RMSProp
+  (centered, Nesterov, bias correction), Adam, AdamW, AMSGrad, NAdam, with or without
+  gradient clipping, in Lee's, PyTorch's, Keras' or optax's convention;
 * :func:`check_activation` -- sigmoid, tanh, ReLU, Leaky ReLU and their derivatives, kinks included;
 * :func:`check_dropout` -- inverted or scale-at-test dropout;
 * :func:`parametrize_with_checks` -- the checks as one pytest parametrisation.

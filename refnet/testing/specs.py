@@ -22,6 +22,7 @@ and of its twin tolerance per dtype (compiled against reference; the tests and
 """
 
 import dataclasses
+import math
 
 from .. import _verify
 from .tolerances import Exact, Ulp
@@ -153,6 +154,8 @@ OPTIMIZERS = (
         dict(momentum=0.9, convention="lee", weight_decay=0.01, l1=0.001),
         dict(momentum=0.9, nesterov=True, weight_decay=0.01),
         dict(momentum=0.5, nesterov=True, weight_decay=0.01, convention="keras"),
+        dict(momentum=0.9, dampening=0.5, weight_decay=0.01),
+        dict(momentum=0.5, dampening=0.1, convention="keras", l1=0.001, maximize=True),
     )),
     OptimizerSpec(Adagrad, "adagrad", (dict(lr=0.1),), (
         dict(convention="lee", l1=0.001),
@@ -166,6 +169,13 @@ OPTIMIZERS = (
         dict(centered=True, convention="keras", weight_decay=0.01),
         dict(momentum=0.5, convention="keras", l1=0.01),
         dict(momentum=0.5, initial_average="first", eps_in_sqrt=True),
+        # optax's options: Nesterov momentum (on the root state too) and bias correction.
+        dict(momentum=0.9, nesterov=True, weight_decay=0.01),
+        dict(momentum=0.9, nesterov=True, lr_in_momentum=True, eps_in_sqrt=True, bias_correction=True),
+        dict(bias_correction=True, centered=True, l1=0.01),
+        dict(bias_correction=True, convention="keras"),
+        dict(momentum=0.5, nesterov=True, centered=True, bias_correction=True, convention="keras"),
+        dict(momentum=0.5, nesterov=True, root_state=True, eps=0.0, l1=0.01),
     )),
     OptimizerSpec(Adam, "adam", (dict(lr=1e-3), dict(lr=1e-3, weight_decay=0.1)), (
         dict(convention="lee"),
@@ -173,6 +183,23 @@ OPTIMIZERS = (
         dict(weight_decay=0.1, decoupled=True),
         dict(weight_decay=0.1, convention="keras"),
         dict(bias_correction=False, eps=1e-12),
+        # The other libraries' options: each structural variant of the compiled loop (penalty, v
+        # corrected before the root, AMSGrad of v or of the corrected v, Nesterov) once, the two
+        # corrections switched apart, eps_hat, AMSGrad and NAdam in each convention's form.
+        dict(eps_in_sqrt=True, bias_correction=(True, False)),
+        dict(eps_root=1e-10, eps=0.0, bias_correction=(False, True), weight_decay=0.1),
+        dict(amsgrad=True, weight_decay=0.1, l1=0.001),
+        dict(amsgrad=True, convention="keras"),
+        dict(amsgrad=True, eps_root=1e-8),
+        dict(amsgrad=True, eps_in_sqrt=True, l1=0.001),
+        dict(amsgrad="corrected", eps_root=1e-8, weight_decay=0.1, decoupled=True),
+        dict(amsgrad="corrected", bias_correction=(True, False), l1=0.001),
+        dict(nesterov=True),
+        dict(nesterov=True, convention="keras", bias_correction=(False, True), l1=0.001),
+        dict(nesterov=True, eps_hat=True, amsgrad=True, bias_correction=False),
+        dict(nesterov=True, momentum_decay=math.inf, weight_decay=0.1, amsgrad=True),
+        dict(nesterov=True, amsgrad="corrected", eps_root=1e-8),
+        dict(nesterov=True, amsgrad="corrected", weight_decay=0.1),
     )),
 )
 
