@@ -179,3 +179,41 @@ def test_the_section_check_sees_a_bare_docstring():
         return x
 
     assert missing_sections(bare) == ["Parameters", "Returns"]
+
+
+# --- API <-> derivations ---------------------------------------------------------------
+
+DERIVATIONS = API.parent / "derivations"
+ENTRY = re.compile(r"^\.\. auto(?:function|class|exception|data)::\s+(\S+)\n((?:[ \t]*\n|   .*\n)*)", re.M)
+ROLE = re.compile(r":(?:func|class|data|meth|exc|attr):`[~!]?([A-Za-z_][\w.]*)`")
+
+
+def api_links():
+    """Each API entry's target -> the derivation labels its body links to."""
+    return {target: set(re.findall(r":ref:`(derivation-[\w-]+)`", body))
+            for target, body in ENTRY.findall(API.read_text())}
+
+
+def derivation_references():
+    """(label of a derivation page, API entry it refers to) for each API name a page cites."""
+    links = api_links()
+    for page in sorted(DERIVATIONS.glob("*.rst")):
+        text = page.read_text()
+        label = re.search(r"^\.\. _(derivation-[\w-]+):", text, re.M).group(1)
+        for name in sorted(set(ROLE.findall(text))):
+            while name and name not in links:   # a method's entry is its class's
+                name = name.rpartition(".")[0]
+            if name and name != "refnet":
+                yield label, name
+
+
+@pytest.mark.parametrize("label, target", list(derivation_references()), ids=lambda v: v)
+def test_api_entry_links_back_to_the_derivation_citing_it(label, target):
+    assert label in api_links()[target], f"docs/api.rst: {target} does not link to :ref:`{label}`"
+
+
+def test_api_links_name_existing_derivations():
+    labels = {m for page in DERIVATIONS.glob("*.rst")
+              for m in re.findall(r"^\.\. _(derivation-[\w-]+):", page.read_text(), re.M)}
+    linked = set().union(*api_links().values())
+    assert linked and linked <= labels
