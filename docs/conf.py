@@ -41,7 +41,10 @@ numpydoc_show_class_members = False
 numpydoc_xref_param_type = False
 # Only our own files: a docstring's ``>>>`` examples run under tests/test_docs.py.
 doctest_test_doctest_blocks = ""
+# HAVE_TORCH: the guides' PyTorch blocks say ``:skipif: not HAVE_TORCH`` (found, not imported).
 doctest_global_setup = """
+import importlib.util
 import numpy as np
 import refnet
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
 """

@@ -43,12 +43,25 @@ def _checked(name):
 
 
 def get_backend():
-    """Name of the active backend: ``"compiled"`` or ``"reference"``."""
+    """Name of the active backend: ``"compiled"`` or ``"reference"``.
+
+    Returns
+    -------
+    str
+        ``"compiled"`` unless :func:`set_backend` or :class:`use_backend` chose otherwise
+        in this thread or task.
+    """
     return _current.get()
 
 
 def set_backend(name):
-    """Make ``name`` (``"compiled"`` or ``"reference"``) the active backend."""
+    """Make ``name`` the active backend, for the rest of this thread or asyncio task.
+
+    Parameters
+    ----------
+    name : {"compiled", "reference"}
+        A key of :data:`BACKENDS`; anything else raises :class:`ValueError`.
+    """
     _current.set(_checked(name))
 
 
@@ -59,6 +72,11 @@ class use_backend:
     end of the block, even on an exception.  Called on its own, without ``with``,
     it switches at once and for good, as :func:`set_backend` (it used to do
     nothing at all, silently).
+
+    Parameters
+    ----------
+    name : {"compiled", "reference"}
+        A key of :data:`BACKENDS`.
     """
 
     def __init__(self, name):
@@ -73,12 +91,24 @@ class use_backend:
 
 
 def active():
-    """The module of kernels the public functions dispatch to now."""
+    """The module of kernels the public functions dispatch to now.
+
+    Returns
+    -------
+    module
+        :mod:`refnet._core` or :mod:`refnet.reference`.
+    """
     return BACKENDS[_current.get()]
 
 
 def get_num_threads():
-    """Threads the compiled optimizer updates may use (1 unless :func:`set_num_threads` said more)."""
+    """Threads the compiled optimizer updates may use (1 unless :func:`set_num_threads` said more).
+
+    Returns
+    -------
+    int
+        The count last set (process-wide); OpenMP's own limit may still run fewer.
+    """
     return _core._get_num_threads()
 
 
@@ -91,6 +121,11 @@ def set_num_threads(threads):
     loop.  OpenMP's limit (``OMP_NUM_THREADS``, ``threadpoolctl``) still caps the
     count, a build without OpenMP uses one thread, and the results are the same
     bits for any count.  Process-wide, unlike the backend.
+
+    Parameters
+    ----------
+    threads : int
+        At least 1.
     """
     # Capped to a C int; OpenMP caps it far lower anyway.
     _core._set_num_threads(min(_validate.positive_int(threads, "threads"), 2**31 - 1))

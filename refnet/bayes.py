@@ -94,6 +94,11 @@ def gaussian_posterior(x, mean1, mean2, cov, prior1):
     Parameters
     ----------
     x : array_like, shape (n, d)
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        :math:`P(C_1 \mid x)` for each row of ``x``.
     """
     mean1, mean2, cov, prior1 = _check(mean1, mean2, cov, prior1)
     x = np.atleast_2d(np.asarray(x, dtype=np.float64))

@@ -57,6 +57,17 @@ def read_idx(path, *, max_bytes=IDX_LIMIT):
     decompressed only up to the size its header states.  A size of 0 gives an
     empty array.
 
+    Parameters
+    ----------
+    path : str or path-like
+    max_bytes : int, default :data:`IDX_LIMIT`
+        The largest data size accepted.
+
+    Returns
+    -------
+    ndarray
+        Of the header's type and shape, in native byte order.
+
     Raises
     ------
     ValueError
@@ -149,6 +160,14 @@ def load_mnist(directory, subset="test", *, dtype=np.float64, flatten=True):
     Reads ``train-images-idx3-ubyte`` / ``train-labels-idx1-ubyte`` (or the
     ``t10k-`` pair for the test set), each ``.gz`` or raw.
 
+    Parameters
+    ----------
+    directory : str or path-like
+    subset : {"test", "train"}
+    dtype : float32 or float64, default float64
+    flatten : bool, default True
+        Rows of 784 pixels rather than 28 × 28 images.
+
     Returns
     -------
     x : ndarray, shape (n, 784), or (n, 28, 28) when not ``flatten``
@@ -182,6 +201,15 @@ def load_digits(*, dtype=np.float64):
 
     Needs scikit-learn (``pip install 'refnet[examples]'``); it reads the copy
     scikit-learn ships, with no download.
+
+    Parameters
+    ----------
+    dtype : float32 or float64, default float64
+
+    Returns
+    -------
+    x : ndarray, shape (1797, 64)
+    y : ndarray of int64, shape (1797,)
     """
     dtype = _float_dtype(dtype)
     try:
@@ -204,6 +232,20 @@ def two_gaussians(n, mean1, mean2, cov, prior1=0.5, *, seed=None, dtype=np.float
     :math:`\mathcal N(\mu_2, \Sigma)`.  The Bayes posterior of label 1 is then
     :math:`\sigma(w^\top x + b)`, with :math:`w, b` from
     :func:`refnet.bayes.shared_covariance_logistic`.
+
+    Parameters
+    ----------
+    n : int
+        Number of points.
+    mean1, mean2 : array_like, shape (d,)
+        Class means :math:`\mu_1, \mu_2`.
+    cov : array_like, shape (d, d)
+        The shared covariance :math:`\Sigma`.
+    prior1 : float, default 0.5
+        :math:`\pi_1`, the probability of label 1.
+    seed : int or None
+        For :func:`numpy.random.default_rng`.
+    dtype : float32 or float64, default float64
 
     Returns
     -------

@@ -50,6 +50,17 @@ class DropoutEnsemble:
     The means sum :math:`2^M` weighted terms, so they are accumulated in float64
     whatever the network's dtype; ``weight_scaled`` is converted to match.
     ``geometric_mean`` is ``None`` unless ``output="softmax"``.
+
+    Attributes
+    ----------
+    arithmetic_mean : ndarray
+        The mean of the :math:`2^M` masked networks' outputs, each weighted by its mask's probability.
+    geometric_mean : ndarray or None
+        Their renormalised weighted geometric mean (``output="softmax"`` only).
+    weight_scaled : ndarray
+        The one network with the weights scaled, as used at test time.
+    masks : int
+        :math:`2^M`, the number of masks summed over.
     """
 
     arithmetic_mean: np.ndarray
@@ -168,6 +179,17 @@ def convert_dropout(network, mode):
     Biases and every other parameter are unchanged.  Each Dropout layer must be
     followed by a Dense layer.  The copies of the Dropout layers keep their
     random streams' current state, so both networks draw the same masks.
+
+    Parameters
+    ----------
+    network : Sequential
+    mode : {"inverted", "scale-at-test"}
+        The convention of the copy's Dropout layers.
+
+    Returns
+    -------
+    Sequential
+        The converted copy; ``network`` is unchanged.
     """
     if mode not in DROPOUT_MODES:
         raise ValueError(f"mode must be one of {list(DROPOUT_MODES)}, got {mode!r}")
@@ -200,6 +222,13 @@ def dropout_parameter_groups(network, *, to="inverted"):
     update must be linear in the gradient: plain SGD, with or without momentum
     (coupled weight decay and L1 included), not RMSProp, Adagrad or Adam, whose
     normalisation by the gradient's size undoes the scale.
+
+    Parameters
+    ----------
+    network : Sequential
+        The network as it is (its Dropout layers in either mode).
+    to : {"inverted", "scale-at-test"}
+        The mode of the network converted by :func:`convert_dropout` that the groups train.
 
     Returns
     -------

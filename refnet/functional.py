@@ -99,6 +99,19 @@ def sigmoid_derivative(z, out=None):
     Accurate in the tails, where :math:`\sigma(1-\sigma)` from a rounded
     :math:`\sigma` is 0 although :math:`\sigma'(z) \approx e^{-|z|}` is representable.
 
+    Parameters
+    ----------
+    z : array_like of float32 or float64
+    out : ndarray, optional
+        Where to write the result (shape and dtype of ``z``).
+
+    Returns
+    -------
+    ndarray
+        σ'(z), shaped like ``z``.
+
+    Examples
+    --------
     >>> import refnet
     >>> float(refnet.sigmoid_derivative(0.0))
     0.25
@@ -131,6 +144,19 @@ def sigmoid_backward(grad_output, z, out=None):
 def tanh(z, out=None):
     r"""Hyperbolic tangent, elementwise.
 
+    Parameters
+    ----------
+    z : array_like of float32 or float64
+    out : ndarray, optional
+        Where to write the result (shape and dtype of ``z``).
+
+    Returns
+    -------
+    ndarray
+        tanh(z) ∈ [−1, 1], shaped like ``z``.
+
+    Examples
+    --------
     >>> import refnet
     >>> float(refnet.tanh(0.0))
     0.0
@@ -139,7 +165,19 @@ def tanh(z, out=None):
 
 
 def tanh_derivative(z, out=None):
-    r"""Derivative :math:`\tanh'(z) = 1 - \tanh^2 z = \operatorname{sech}^2 z`, accurate in the tails."""
+    r"""Derivative :math:`\tanh'(z) = 1 - \tanh^2 z = \operatorname{sech}^2 z`, accurate in the tails.
+
+    Parameters
+    ----------
+    z : array_like of float32 or float64
+    out : ndarray, optional
+        Where to write the result (shape and dtype of ``z``).
+
+    Returns
+    -------
+    ndarray
+        sech²(z) ∈ (0, 1], shaped like ``z``.
+    """
     return _elementwise("tanh_derivative", [_validate.float_array(z, "z")], out)
 
 
@@ -168,6 +206,19 @@ def tanh_backward(grad_output, z, out=None):
 def relu(z, out=None):
     r"""ReLU :math:`\max(0, z)`, elementwise; NaN propagates.
 
+    Parameters
+    ----------
+    z : array_like of float32 or float64
+    out : ndarray, optional
+        Where to write the result (shape and dtype of ``z``).
+
+    Returns
+    -------
+    ndarray
+        max(0, z), shaped like ``z``.
+
+    Examples
+    --------
     >>> import refnet
     >>> refnet.relu([-1.0, 0.0, 2.0])
     array([0., 0., 2.])
@@ -178,6 +229,19 @@ def relu(z, out=None):
 def relu_derivative(z, out=None):
     r"""ReLU' = 1 where z > 0, else 0 — **0 at the kink z = 0** (as PyTorch and scikit-learn).
 
+    Parameters
+    ----------
+    z : array_like of float32 or float64
+    out : ndarray, optional
+        Where to write the result (shape and dtype of ``z``).
+
+    Returns
+    -------
+    ndarray
+        1 where z > 0, else 0, shaped like ``z``.
+
+    Examples
+    --------
     >>> import refnet
     >>> refnet.relu_derivative([-1.0, 0.0, 2.0])
     array([0., 0., 1.])
@@ -208,6 +272,21 @@ def relu_backward(grad_output, z, out=None):
 def leaky_relu(z, slope=DEFAULT_LEAKY_SLOPE, out=None):
     r"""Leaky ReLU: z where z > 0, else slope·z (slope 0.01 as Lee and PyTorch; Keras uses 0.3).
 
+    Parameters
+    ----------
+    z : array_like of float32 or float64
+    slope : float, default 0.01
+        The slope for :math:`z \le 0`.
+    out : ndarray, optional
+        Where to write the result (shape and dtype of ``z``).
+
+    Returns
+    -------
+    ndarray
+        z where z > 0, else slope·z, shaped like ``z``.
+
+    Examples
+    --------
     >>> import refnet
     >>> refnet.leaky_relu([-100.0, 3.0])
     array([-1.,  3.])
@@ -217,7 +296,21 @@ def leaky_relu(z, slope=DEFAULT_LEAKY_SLOPE, out=None):
 
 
 def leaky_relu_derivative(z, slope=DEFAULT_LEAKY_SLOPE, out=None):
-    r"""Leaky ReLU' = 1 where z > 0, else slope — **slope at the kink z = 0** (as PyTorch)."""
+    r"""Leaky ReLU' = 1 where z > 0, else slope — **slope at the kink z = 0** (as PyTorch).
+
+    Parameters
+    ----------
+    z : array_like of float32 or float64
+    slope : float, default 0.01
+        The slope for :math:`z \le 0`.
+    out : ndarray, optional
+        Where to write the result (shape and dtype of ``z``).
+
+    Returns
+    -------
+    ndarray
+        1 where z > 0, else slope, shaped like ``z``.
+    """
     slope = _validate.leaky_slope(slope)
     return _elementwise("leaky_relu_derivative", [_validate.float_array(z, "z")], out, (slope,))
 
@@ -284,6 +377,12 @@ def prelu(z, slope, out=None):
         One slope shared by all units (shape () or (1,)), or one per unit of
         ``z``'s last axis.  PyTorch initialises it to 0.25, Keras to 0.
     out : ndarray, optional
+        Where to write the result (shape and dtype of ``z``).
+
+    Returns
+    -------
+    ndarray
+        z where z > 0, else α·z, shaped like ``z``.
     """
     z = _validate.float_array(z, "z")
     _, per_unit = _prelu_slope(slope, z)
@@ -340,6 +439,20 @@ def softmax(z, out=None):
     Stable for huge logits.  Rows sum to 1 within a few ulp; an empty last axis
     gives an empty result.
 
+    Parameters
+    ----------
+    z : array_like of float32 or float64
+        Logits, at least 1-d; the last axis is normalised.
+    out : ndarray, optional
+        Where to write the result (shape and dtype of ``z``).
+
+    Returns
+    -------
+    ndarray
+        Probabilities, shaped like ``z``; each row along the last axis sums to 1.
+
+    Examples
+    --------
     >>> import refnet
     >>> refnet.softmax([1000.0, 1000.0])
     array([0.5, 0.5])
@@ -396,6 +509,22 @@ def maxout(z, pieces, out=None):
 
     ``z`` of shape (..., units·pieces) gives shape (..., units).
 
+    Parameters
+    ----------
+    z : array_like of float32 or float64
+        At least 1-d, its last axis a whole number of groups of ``pieces``.
+    pieces : int
+        Entries per group (≥ 1; 1 is the identity).
+    out : ndarray, optional
+        Where to write the result (dtype of ``z``, shape (..., units)).
+
+    Returns
+    -------
+    ndarray
+        Each group's maximum, shape (..., units).
+
+    Examples
+    --------
     >>> import refnet
     >>> refnet.maxout([[1.0, 5.0, -2.0, -3.0]], pieces=2)
     array([[ 5., -2.]])

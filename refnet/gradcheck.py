@@ -88,6 +88,19 @@ class GradcheckResult(NamedTuple):
     number (unless a kink made it check the coordinates).  ``kinks`` lists
     ``(where, index)`` of each coordinate found at or near a non-differentiable
     point: judged with a smaller step, or, within ε/10 of it, not judged (see the module doc).
+
+    Attributes
+    ----------
+    max_error : float
+        The largest error found.
+    where : str
+        ``"input"``, a parameter's name, or ``"direction"``.
+    index : tuple
+        The coordinate (or direction number) of that error.
+    analytic, numeric : float
+        The two derivatives compared there.
+    kinks : tuple
+        ``(where, index)`` of each coordinate at or near a kink.
     """
 
     max_error: float

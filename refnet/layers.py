@@ -306,7 +306,13 @@ class ReLU(_Activation):
 
 
 class LeakyReLU(_Activation):
-    r"""Elementwise :math:`z` for :math:`z > 0`, else ``slope``·z (see :func:`refnet.leaky_relu`)."""
+    r"""Elementwise :math:`z` for :math:`z > 0`, else ``slope``·z (see :func:`refnet.leaky_relu`).
+
+    Parameters
+    ----------
+    slope : float, default 0.01
+        The slope for :math:`z \le 0`, fixed (:class:`PReLU` learns it).
+    """
 
     _function, _backward, _argument = functional.leaky_relu, functional.leaky_relu_backward, "slope"
 
@@ -315,7 +321,13 @@ class LeakyReLU(_Activation):
 
 
 class Maxout(_Activation):
-    """The maximum of each group of ``pieces`` inputs (see :func:`refnet.maxout`); width / pieces outputs."""
+    """The maximum of each group of ``pieces`` inputs (see :func:`refnet.maxout`); width / pieces outputs.
+
+    Parameters
+    ----------
+    pieces : int
+        Inputs per group; must divide the width of the layer before.
+    """
 
     _function, _backward, _argument = functional.maxout, functional.maxout_backward, "pieces"
 

@@ -53,6 +53,18 @@ def softmax_cross_entropy(logits, labels, out=None):
         Unnormalised scores (no softmax layer before this loss).
     labels : array_like of int, shape (rows,)
         Class indices in ``[0, classes)``.
+    out : ndarray, optional
+        Where to write the gradient.
+
+    Returns
+    -------
+    loss : float
+        Averaged over the batch.
+    grad : ndarray
+        ∂L/∂(output), shaped and typed like the output (``out`` if given).
+
+    Examples
+    --------
 
     >>> import numpy as np, refnet
     >>> refnet.softmax_cross_entropy(np.array([[1000.0, 0.0]]), [1])   # no overflow
@@ -69,7 +81,21 @@ def binary_cross_entropy_with_logits(logits, targets, out=None):
     .. math:: L = \frac1N \sum_{r,j} \bigl(\max(z, 0) - z t + \ln(1 + e^{-|z|})\bigr),
               \qquad \nabla_z L = (\sigma(z) - t) / N
 
-    ``targets`` (shape and dtype of ``logits``) lie in [0, 1].
+    Parameters
+    ----------
+    logits : array_like, shape (rows, units)
+        Unnormalised scores :math:`z` (no sigmoid layer before this loss).
+    targets : array_like, shape and dtype of ``logits``
+        :math:`t \in [0, 1]`.
+    out : ndarray, optional
+        Where to write the gradient.
+
+    Returns
+    -------
+    loss : float
+        Averaged over the batch.
+    grad : ndarray
+        ∂L/∂(output), shaped and typed like the output (``out`` if given).
     """
     logits, targets = _output_and_targets(logits, targets, "logits")
     _in_unit_interval(targets, "targets")
@@ -82,8 +108,23 @@ def cross_entropy(outputs, targets, out=None):
     .. math:: L = -\frac1N \sum_{r,j} \bigl(t \ln a + (1 - t) \ln(1 - a)\bigr),
               \qquad \nabla_a L = \frac{a - t}{N a (1 - a)}
 
-    ``outputs`` (a sigmoid layer's) and ``targets`` lie in [0, 1].  An output
-    of exactly 0 or 1 against the opposite target gives ``inf``.
+    An output of exactly 0 or 1 against the opposite target gives ``inf``.
+
+    Parameters
+    ----------
+    outputs : array_like, shape (rows, units)
+        A sigmoid layer's outputs :math:`a \in [0, 1]`.
+    targets : array_like, shape and dtype of ``outputs``
+        :math:`t \in [0, 1]` (one-hot, or any).
+    out : ndarray, optional
+        Where to write the gradient.
+
+    Returns
+    -------
+    loss : float
+        Averaged over the batch.
+    grad : ndarray
+        ∂L/∂(output), shaped and typed like the output (``out`` if given).
     """
     outputs, targets = _output_and_targets(outputs, targets, "outputs")
     _in_unit_interval(outputs, "outputs")
@@ -95,6 +136,20 @@ def mean_squared_error(outputs, targets, out=None):
     r"""Squared error summed over a row, averaged over the batch.
 
     .. math:: L = \frac1N \sum_r \lVert a_r - t_r \rVert^2, \qquad \nabla_a L = 2 (a - t) / N
+
+    Parameters
+    ----------
+    outputs : array_like, shape (rows, units)
+    targets : array_like, shape and dtype of ``outputs``
+    out : ndarray, optional
+        Where to write the gradient.
+
+    Returns
+    -------
+    loss : float
+        Averaged over the batch.
+    grad : ndarray
+        ∂L/∂(output), shaped and typed like the output (``out`` if given).
     """
     outputs, targets = _output_and_targets(outputs, targets, "outputs")
     return _run("mean_squared_error", outputs, targets, out)

@@ -169,6 +169,11 @@ class PlainSGD:
 
     A minimal optimizer for tests and examples; :mod:`refnet`'s optimizers
     follow the same ``step(params, grads)`` protocol.
+
+    Parameters
+    ----------
+    learning_rate : float
+        :math:`\eta`, finite.
     """
 
     def __init__(self, learning_rate):

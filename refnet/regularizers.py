@@ -87,7 +87,15 @@ class _Penalty:
 
 
 class L2(_Penalty):
-    r"""L2 penalty :math:`\frac{\lambda}{2}\sum w^2` over the weights; gradient :math:`\lambda w`."""
+    r"""L2 penalty :math:`\frac{\lambda}{2}\sum w^2` over the weights; gradient :math:`\lambda w`.
+
+    Parameters
+    ----------
+    lam : float
+        :math:`\lambda \ge 0`.
+    include_biases : bool, default False
+        Penalise the biases too (by default only the weights).
+    """
 
     def _value(self, w, work):
         return 0.5 * self.lam * float(np.dot(w.ravel(), w.ravel()))
@@ -101,6 +109,13 @@ class L1(_Penalty):
 
     The subgradient 0 at :math:`w = 0` is the one that leaves exact zeros in
     place, which is how L1 keeps weights sparse.
+
+    Parameters
+    ----------
+    lam : float
+        :math:`\lambda \ge 0`.
+    include_biases : bool, default False
+        Penalise the biases too (by default only the weights).
     """
 
     def _value(self, w, work):

@@ -76,6 +76,18 @@ def sigmoid(z, out):
     input overflows: :math:`\sigma(z) = \sigma(|z|)` for :math:`z \ge 0`, else
     :math:`\sigma(-|z|)`.  Error bound: 5 ulp in float64 (3 for :math:`z \ge 0`),
     1 ulp in float32.
+
+    Parameters
+    ----------
+    z : ndarray of float32 or float64
+        The forward input.
+    out : ndarray
+        Written in place: shape and dtype of the result.
+
+    Returns
+    -------
+    ndarray
+        ``out``.
     """
     upper, lower = _logistic_halves(z)
     out[...] = np.where(z >= 0, upper, lower)
@@ -93,6 +105,18 @@ def sigmoid_derivative(z, out):
     which collapses to 0 for :math:`z \gtrsim 37` while
     :math:`\sigma'(z) \approx e^{-z}` is still representable.
     Error bound: 9.5 ulp in float64, 1 ulp in float32.
+
+    Parameters
+    ----------
+    z : ndarray of float32 or float64
+        The forward input.
+    out : ndarray
+        Written in place: shape and dtype of the result.
+
+    Returns
+    -------
+    ndarray
+        ``out``.
     """
     upper, lower = _logistic_halves(z)
     out[...] = upper * lower
@@ -107,6 +131,20 @@ def sigmoid_backward(grad_output, z, out):
     The input rather than the output :math:`a = \sigma(z)` is taken because
     :math:`\sigma'` cannot be recovered accurately from a rounded :math:`a`
     (see :func:`sigmoid_derivative`).
+
+    Parameters
+    ----------
+    grad_output : ndarray
+        ∂L/∂(this kernel's output), shaped like that output.
+    z : ndarray of float32 or float64
+        The forward input.
+    out : ndarray
+        Written in place: shape and dtype of the result.
+
+    Returns
+    -------
+    ndarray
+        ``out``.
     """
     upper, lower = _logistic_halves(z)
     out[...] = grad_output * (upper * lower)
@@ -117,6 +155,18 @@ def tanh(z, out):
     r"""Hyperbolic tangent.
 
     .. math:: \tanh z = \frac{e^{z} - e^{-z}}{e^{z} + e^{-z}} = 2\sigma(2z) - 1
+
+    Parameters
+    ----------
+    z : ndarray of float32 or float64
+        The forward input.
+    out : ndarray
+        Written in place: shape and dtype of the result.
+
+    Returns
+    -------
+    ndarray
+        ``out``.
     """
     out[...] = np.tanh(z, dtype=np.float64)
     return out
@@ -131,6 +181,18 @@ def tanh_derivative(z, out):
     The last form keeps the tails, where :math:`1 - \tanh^2` of a rounded
     :math:`\tanh` is 0 (from :math:`|z| \approx 19` in float64).
     Error bound: 8 ulp in float64, 1 ulp in float32.
+
+    Parameters
+    ----------
+    z : ndarray of float32 or float64
+        The forward input.
+    out : ndarray
+        Written in place: shape and dtype of the result.
+
+    Returns
+    -------
+    ndarray
+        ``out``.
     """
     out[...] = _sech_squared(z)
     return out
@@ -140,6 +202,20 @@ def tanh_backward(grad_output, z, out):
     r"""Chain rule through tanh, from the forward input ``z``.
 
     .. math:: \frac{\partial L}{\partial z} = \frac{\partial L}{\partial a}\,\operatorname{sech}^2 z
+
+    Parameters
+    ----------
+    grad_output : ndarray
+        ∂L/∂(this kernel's output), shaped like that output.
+    z : ndarray of float32 or float64
+        The forward input.
+    out : ndarray
+        Written in place: shape and dtype of the result.
+
+    Returns
+    -------
+    ndarray
+        ``out``.
     """
     out[...] = grad_output * _sech_squared(z)
     return out
@@ -161,6 +237,18 @@ def relu(z, out):
     not below 0 and pass through unchanged, as in PyTorch's ``relu``
     (``torch.relu(torch.tensor(-0.0))`` is ``-0.``).  NumPy's ``maximum(z, 0)``
     gives :math:`+0.0` there instead.
+
+    Parameters
+    ----------
+    z : ndarray of float32 or float64
+        The forward input.
+    out : ndarray
+        Written in place: shape and dtype of the result.
+
+    Returns
+    -------
+    ndarray
+        ``out``.
     """
     out[...] = np.where(z < 0, 0, z)
     return out
@@ -174,6 +262,18 @@ def relu_derivative(z, out):
     The value at 0 is the one PyTorch, scikit-learn and ``jax.nn.relu`` use (and
     Lee's "ignore it"); JAX's ``jnp.maximum(z, 0)`` differentiates to 1/2 there.
     NaN gives 0, so :math:`\operatorname{relu}' \in \{0, 1\}` for every input.
+
+    Parameters
+    ----------
+    z : ndarray of float32 or float64
+        The forward input.
+    out : ndarray
+        Written in place: shape and dtype of the result.
+
+    Returns
+    -------
+    ndarray
+        ``out``.
     """
     out[...] = z > 0
     return out
@@ -187,6 +287,20 @@ def relu_backward(grad_output, z, out):
 
     A selection, not a product, so an infinite upstream gradient at a dead
     unit gives 0, not NaN (as PyTorch's ``threshold_backward``).
+
+    Parameters
+    ----------
+    grad_output : ndarray
+        ∂L/∂(this kernel's output), shaped like that output.
+    z : ndarray of float32 or float64
+        The forward input.
+    out : ndarray
+        Written in place: shape and dtype of the result.
+
+    Returns
+    -------
+    ndarray
+        ``out``.
     """
     out[...] = np.where(z > 0, grad_output, 0)
     return out
@@ -196,6 +310,20 @@ def leaky_relu(z, slope, out):
     r"""Leaky ReLU [Lee]_ (slope 0.01 in Lee and PyTorch, 0.3 in Keras).
 
     .. math:: \operatorname{lrelu}(z) = \begin{cases} z & z > 0 \\ \alpha z & z \le 0 \end{cases}
+
+    Parameters
+    ----------
+    z : ndarray of float32 or float64
+        The forward input.
+    slope : float
+        :math:`\alpha`, the slope for :math:`z \le 0`.
+    out : ndarray
+        Written in place: shape and dtype of the result.
+
+    Returns
+    -------
+    ndarray
+        ``out``.
     """
     out[...] = np.where(z > 0, z, slope * z)
     return out
@@ -205,6 +333,20 @@ def leaky_relu_derivative(z, slope, out):
     r"""Derivative of Leaky ReLU, :math:`\alpha` at the kink (as PyTorch).
 
     .. math:: \operatorname{lrelu}'(z) = \begin{cases} 1 & z > 0 \\ \alpha & z \le 0 \end{cases}
+
+    Parameters
+    ----------
+    z : ndarray of float32 or float64
+        The forward input.
+    slope : float
+        :math:`\alpha`, the slope for :math:`z \le 0`.
+    out : ndarray
+        Written in place: shape and dtype of the result.
+
+    Returns
+    -------
+    ndarray
+        ``out``.
     """
     out[...] = np.where(z > 0, 1, slope)
     return out
@@ -214,6 +356,22 @@ def leaky_relu_backward(grad_output, z, slope, out):
     r"""Chain rule through Leaky ReLU.
 
     .. math:: \frac{\partial L}{\partial z} = \frac{\partial L}{\partial a}\,\operatorname{lrelu}'(z)
+
+    Parameters
+    ----------
+    grad_output : ndarray
+        ∂L/∂(this kernel's output), shaped like that output.
+    z : ndarray of float32 or float64
+        The forward input.
+    slope : float
+        :math:`\alpha`, the slope for :math:`z \le 0`.
+    out : ndarray
+        Written in place: shape and dtype of the result.
+
+    Returns
+    -------
+    ndarray
+        ``out``.
     """
     out[...] = np.where(z > 0, grad_output, slope * grad_output)
     return out
@@ -226,6 +384,20 @@ def prelu(z, slope, out):
 
     .. math:: \operatorname{prelu}(z_{ij}) = \begin{cases} z_{ij} & z_{ij} > 0 \\
               \alpha_j z_{ij} & z_{ij} \le 0 \end{cases}
+
+    Parameters
+    ----------
+    z : ndarray of float32 or float64
+        The forward input.
+    slope : ndarray, shape (units,)
+        :math:`\alpha_j`, one per unit.
+    out : ndarray
+        Written in place: shape and dtype of the result.
+
+    Returns
+    -------
+    ndarray
+        ``out``.
     """
     out[...] = np.where(z > 0, z, slope * z)
     return out
@@ -240,7 +412,23 @@ def prelu_backward(grad_output, z, slope, grad_input, grad_slope):
               \frac{\partial L}{\partial \alpha_j} = \sum_i \frac{\partial L}{\partial a_{ij}}
               \begin{cases} 0 & z_{ij} > 0 \\ z_{ij} & z_{ij} \le 0 \end{cases}
 
-    Returns ``(grad_input, grad_slope)``.
+    Parameters
+    ----------
+    grad_output : ndarray
+        ∂L/∂(this kernel's output), shaped like that output.
+    z : ndarray of float32 or float64
+        The forward input.
+    slope : ndarray, shape (units,)
+        :math:`\alpha_j`, one per unit.
+    grad_input : ndarray
+        Receives ∂L/∂z.
+    grad_slope : ndarray, shape (units,)
+        Receives ∂L/∂α.
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        ``(grad_input, grad_slope)``.
     """
     grad_input[...] = np.where(z > 0, grad_output, slope * grad_output)
     grad_slope[...] = np.where(z > 0, 0, grad_output * z).sum(axis=0)
@@ -255,6 +443,18 @@ def softmax(z, out):
 
     Subtracting the row maximum (which changes nothing in exact arithmetic)
     keeps every exponent :math:`\le 0`, so huge logits do not overflow.
+
+    Parameters
+    ----------
+    z : ndarray of float32 or float64
+        The forward input.
+    out : ndarray
+        Written in place: shape and dtype of the result.
+
+    Returns
+    -------
+    ndarray
+        ``out``.
     """
     row_max = z.max(axis=-1, keepdims=True, initial=-np.inf)
     # Logits 1e308 apart give z - m = -inf, and exp(-inf) = 0 is exact; an infinite
@@ -273,6 +473,20 @@ def softmax_backward(grad_output, output, out):
 
     (the Jacobian :math:`\operatorname{diag}(s) - s s^\top` applied to the
     upstream gradient).
+
+    Parameters
+    ----------
+    grad_output : ndarray
+        ∂L/∂(this kernel's output), shaped like that output.
+    output : ndarray
+        The forward pass's result :math:`\operatorname{softmax}(z)`.
+    out : ndarray
+        Written in place: shape and dtype of the result.
+
+    Returns
+    -------
+    ndarray
+        ``out``.
     """
     g = grad_output.astype(np.float64)
     s = output.astype(np.float64)
@@ -290,6 +504,20 @@ def maxout(z, pieces, out):
     .. math:: h_{ij} = \max_{0 \le p < k} z_{i,\,jk + p}
 
     NaN propagates (the first NaN of a group wins, as in NumPy's ``argmax``).
+
+    Parameters
+    ----------
+    z : ndarray of float32 or float64
+        The forward input.
+    pieces : int
+        Entries per group along the last axis.
+    out : ndarray
+        Written in place: shape and dtype of the result.
+
+    Returns
+    -------
+    ndarray
+        ``out``.
     """
     groups = z.reshape(out.shape + (pieces,))
     out[...] = np.take_along_axis(groups, _winners(groups), axis=-1)[..., 0]
@@ -305,6 +533,22 @@ def maxout_backward(grad_output, z, pieces, out):
 
     Ties go to the lowest index, so Maxout over :math:`[0, z]` reproduces
     :math:`\operatorname{relu}'(0) = 0`, and over :math:`[z, 0]` gives 1 there.
+
+    Parameters
+    ----------
+    grad_output : ndarray
+        ∂L/∂(this kernel's output), shaped like that output.
+    z : ndarray of float32 or float64
+        The forward input.
+    pieces : int
+        Entries per group along the last axis.
+    out : ndarray
+        Written in place: shape and dtype of the result.
+
+    Returns
+    -------
+    ndarray
+        ``out``.
     """
     groups = z.reshape(grad_output.shape + (pieces,))
     grad_groups = np.zeros(groups.shape, dtype=out.dtype)

@@ -65,6 +65,26 @@ def dense_forward(x, weight, bias, activation, slope, z, out):
     ``activation`` names :math:`f` (one of :data:`DENSE_ACTIVATIONS`);
     ``slope`` is Leaky ReLU's :math:`\alpha` and is ignored by the others.
     ``z`` is kept for the backward pass.
+
+    Parameters
+    ----------
+    x : ndarray, shape (rows, inputs)
+        The layer's input.
+    weight : ndarray, shape (inputs, units)
+    bias : ndarray, shape (units,)
+    activation : str
+        One of :data:`DENSE_ACTIVATIONS`.
+    slope : float
+        Leaky ReLU's :math:`\alpha`; ignored by the other activations.
+    z : ndarray of float32 or float64
+        The forward input.
+    out : ndarray
+        Written in place: shape and dtype of the result.
+
+    Returns
+    -------
+    ndarray
+        ``out``.
     """
     np.matmul(x, weight, out=z)
     z += bias
@@ -83,7 +103,34 @@ def dense_backward(grad_output, x, weight, z, activation, slope, grad_z, grad_in
 
     ``grad_z`` receives :math:`\delta`.  ``grad_input`` may be ``None`` when
     :math:`\partial L / \partial x` is not needed (the first layer of a
-    network).  Returns ``(grad_input, grad_weight, grad_bias)``.
+    network).
+
+    Parameters
+    ----------
+    grad_output : ndarray
+        ∂L/∂(this kernel's output), shaped like that output.
+    x : ndarray, shape (rows, inputs)
+        The layer's input.
+    weight : ndarray, shape (inputs, units)
+    z : ndarray of float32 or float64
+        The forward input.
+    activation : str
+        One of :data:`DENSE_ACTIVATIONS`.
+    slope : float
+        Leaky ReLU's :math:`\alpha`; ignored by the other activations.
+    grad_z : ndarray, shape (rows, units)
+        Receives :math:`\delta = \partial L/\partial z`.
+    grad_input : ndarray or None
+        Receives ∂L/∂(input); ``None`` skips it.
+    grad_weight : ndarray, shape (inputs, units)
+        Receives ∂L/∂W.
+    grad_bias : ndarray, shape (units,)
+        Receives ∂L/∂b.
+
+    Returns
+    -------
+    (ndarray or None, ndarray, ndarray)
+        ``(grad_input, grad_weight, grad_bias)``.
     """
     _activation_backward(activation, slope, grad_output, z, grad_z)
     grad_bias[...] = grad_z.sum(axis=0)

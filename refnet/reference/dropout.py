@@ -34,6 +34,26 @@ def dropout_forward(z, p, scale, generator, mask, out):
 
     ``mask`` (uint8, 0 or 1) receives :math:`m`, for the backward pass.  A
     selection rather than :math:`m_i s z_i`, so a dropped infinite input gives 0.
+
+    Parameters
+    ----------
+    z : ndarray of float32 or float64
+        The forward input.
+    p : float
+        Probability of dropping a unit, in [0, 1).
+    scale : float
+        :math:`s`, the factor on kept units: 1/(1 − p) (inverted) or 1 (original).
+    generator : numpy.random.Generator
+        Draws :math:`u`.
+    mask : ndarray of uint8
+        The mask :math:`m` (0 or 1), shaped like the input.
+    out : ndarray
+        Written in place: shape and dtype of the result.
+
+    Returns
+    -------
+    ndarray
+        ``out``.
     """
     u = generator.random(z.shape[0])
     mask[...] = u >= p
@@ -46,6 +66,22 @@ def dropout_backward(grad_output, mask, scale, out):
 
     .. math:: \frac{\partial L}{\partial z_i} = \begin{cases}
               s\, \partial L / \partial y_i & m_i = 1 \\ 0 & m_i = 0 \end{cases}
+
+    Parameters
+    ----------
+    grad_output : ndarray
+        ∂L/∂(this kernel's output), shaped like that output.
+    mask : ndarray of uint8
+        The mask :math:`m` (0 or 1), shaped like the input.
+    scale : float
+        :math:`s`, the factor on kept units: 1/(1 − p) (inverted) or 1 (original).
+    out : ndarray
+        Written in place: shape and dtype of the result.
+
+    Returns
+    -------
+    ndarray
+        ``out``.
     """
     out[...] = np.where(mask, scale * grad_output, 0)
     return out

@@ -58,6 +58,20 @@ def softmax_cross_entropy(logits, labels, grad):
     ``log1p`` keeps the loss of a confident right answer, and the label's
     gradient as a sum of the other classes, not :math:`e_y/T - 1`, keeps its
     small magnitude.
+
+    Parameters
+    ----------
+    logits : ndarray, shape (rows, classes or units)
+        Unnormalised scores :math:`z`.
+    labels : ndarray of int, shape (rows,)
+        Class indices :math:`y_r`.
+    grad : ndarray, shaped like the output
+        Receives the gradient ∂L/∂(output).
+
+    Returns
+    -------
+    float
+        The loss :math:`L`; the gradient is in ``grad``.
     """
     rows, classes = logits.shape
     z = logits.astype(np.float64)
@@ -83,6 +97,20 @@ def binary_cross_entropy_with_logits(logits, targets, grad):
               \qquad \frac{\partial L}{\partial z} = \frac{\sigma(z) - t}{N}
 
     The second form is exact and never overflows (:math:`e^{-|z|} \le 1`).
+
+    Parameters
+    ----------
+    logits : ndarray, shape (rows, classes or units)
+        Unnormalised scores :math:`z`.
+    targets : ndarray, shaped like the output
+        :math:`t \in [0, 1]`.
+    grad : ndarray, shaped like the output
+        Receives the gradient ∂L/∂(output).
+
+    Returns
+    -------
+    float
+        The loss :math:`L`; the gradient is in ``grad``.
     """
     rows = logits.shape[0]
     z = logits.astype(np.float64)
@@ -105,6 +133,20 @@ def cross_entropy(outputs, targets, grad):
     opposite target gives an infinite loss, the true value.  Through a sigmoid
     layer, :math:`\partial L / \partial z = (a - t)/N`: the :math:`\sigma'` that
     slows learning under the quadratic cost cancels [Nielsen]_ (eq. 61).
+
+    Parameters
+    ----------
+    outputs : ndarray, shape (rows, units)
+        The network's output :math:`a`.
+    targets : ndarray, shaped like the output
+        :math:`t \in [0, 1]`.
+    grad : ndarray, shaped like the output
+        Receives the gradient ∂L/∂(output).
+
+    Returns
+    -------
+    float
+        The loss :math:`L`; the gradient is in ``grad``.
     """
     rows = outputs.shape[0]
     a = outputs.astype(np.float64)
@@ -130,6 +172,20 @@ def mean_squared_error(outputs, targets, grad):
     This is Lee's :math:`\sum (\hat y - y)^2` per example.  PyTorch's
     ``MSELoss`` and Keras also divide by the number of units; Nielsen's
     quadratic cost has an extra :math:`\tfrac12`.
+
+    Parameters
+    ----------
+    outputs : ndarray, shape (rows, units)
+        The network's output :math:`a`.
+    targets : ndarray, shaped like the output
+        :math:`t \in [0, 1]`.
+    grad : ndarray, shaped like the output
+        Receives the gradient ∂L/∂(output).
+
+    Returns
+    -------
+    float
+        The loss :math:`L`; the gradient is in ``grad``.
     """
     rows = outputs.shape[0]
     d = outputs.astype(np.float64) - targets.astype(np.float64)
