@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hynp
 
 import refnet
-from refnet.testing.specs import KERNELS, kernel
+from refnet.testing.specs import KERNELS, kernel, sigmoid_product_tolerance, sigmoid_symmetry_tolerance
 from refnet.testing.strategies import DTYPES, arrays, dtype_and_array, dtypes, floats, nonscalar_shapes, shapes
 from refnet.testing.tolerances import UNIT_ROUNDOFF, Exact, assert_within, ulp_distance
 
@@ -63,13 +63,17 @@ def test_relu_of_minus_zero_is_minus_zero_as_in_pytorch(each_backend):
 EXTREMES = np.array([-800.0, 800.0, -1e308, 1e308, -np.inf, np.inf, -0.0, 5e-324])
 
 
-@pytest.mark.parametrize("name", ["sigmoid", "sigmoid_derivative", "sigmoid_backward", "tanh",
-                                  "tanh_derivative", "tanh_backward", "softmax", "softmax_backward"])
+# The public functions taking (z) or (grad_output, z): the kernels of those strategies.  Every
+# kernel itself is checked on its drawn arguments in test_kernel_inputs.
+PUBLIC_ELEMENTWISE = [spec.name for spec in KERNELS if spec.inputs in ("elementwise_arguments", "softmax_arguments")]
+
+
+@pytest.mark.parametrize("name", PUBLIC_ELEMENTWISE)
 def test_the_callers_floating_point_error_state_changes_nothing(name):
     """Regression: under np.errstate(all="raise") the reference raised FloatingPointError (exp
     underflow at z = -800) where the compiled backend returns the IEEE result."""
     function = getattr(refnet, name)
-    args = (EXTREMES,) if name.count("_") == 0 or name.endswith("derivative") else (np.ones(8), EXTREMES)
+    args = (np.ones(8), EXTREMES) if name.endswith("_backward") else (EXTREMES,)
     expected = on_both(function, *args)
     with np.errstate(all="raise"):
         got = on_both(function, *args)
@@ -187,11 +191,8 @@ def test_smooth_backward_twins_agree(name, data):
 def test_sigmoid_derivative_equals_sigma_times_one_minus_sigma(backend, z):
     with refnet.use_backend(backend):
         s, ds = refnet.sigmoid(z), refnet.sigmoid_derivative(z)
-    # Absolute: sigma' (<= 9.5 ulp of a value <= 1/4) and sigma(1 - sigma) from a
-    # sigma within 5 ulp (error |1 - 2 sigma| * 5u <= 5u, plus a rounding) add up
-    # to below 8u; in float32 the two are within 1 ulp each: 2u.
-    u = UNIT_ROUNDOFF[z.dtype]
-    tolerance = 8 * u if z.dtype == np.float64 else 2 * u
+    # Absolute, derived from both kernels' accuracy bounds (s * (1 - s) in z's dtype).
+    tolerance = sigmoid_product_tolerance(z.dtype) * UNIT_ROUNDOFF[z.dtype]
     assert np.all(np.abs(ds.astype(np.float64) - s * (1.0 - s)) <= tolerance)
 
 
@@ -226,10 +227,8 @@ def test_sigmoid_derivative_is_a_quarter_exactly_at_zero_only_up_to_rounding(bac
 def test_sigmoid_of_minus_z_is_one_minus_sigmoid(backend, z):
     with refnet.use_backend(backend):
         lhs, s = refnet.sigmoid(-z), refnet.sigmoid(z)
-    # Absolute, near 1 ulp of 1: sigma(-z) and 1 - sigma(z) carry the bounds of
-    # test_accuracy at magnitudes <= 1 (5u + 0.5u, float64); float32: 1 ulp of 1 each side.
-    u = UNIT_ROUNDOFF[z.dtype]
-    tolerance = 6 * u if z.dtype == np.float64 else 2 * u
+    # Absolute, derived from sigmoid's accuracy bound (1 - sigma(z) in float64).
+    tolerance = sigmoid_symmetry_tolerance(z.dtype) * UNIT_ROUNDOFF[z.dtype]
     assert np.all(np.abs(lhs.astype(np.float64) - (1.0 - s.astype(np.float64))) <= tolerance)
 
 
