@@ -26,7 +26,7 @@ import dataclasses
 import numpy as np
 
 from .. import _verify
-from .tolerances import UNIT_ROUNDOFF, Exact, Ulp
+from .tolerances import UNIT_ROUNDOFF, Exact, Relative, Ulp
 from ..layers import Dense, Dropout, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, Tanh
 from ..optim import SGD, Adagrad, Adam, RMSProp
 
@@ -54,8 +54,10 @@ class Kernel:
     #: dtype name -> largest error against the exact value (an extended-precision oracle), for
     #: the kernels whose accuracy is proven and measured; empty for the others.
     accuracy: dict = dataclasses.field(default_factory=dict)
-    #: dtype name -> largest distance between the compiled kernel and its reference, where
-    #: it does not depend on the input's shape; empty where the test derives it from the shape.
+    #: dtype name -> largest distance between the compiled kernel and its reference, or, where
+    #: it depends on the arguments (a sum along a row), a function of the kernel's arguments (a
+    #: dict as :meth:`arguments` draws them) returning it, documented by its first line; empty
+    #: where the spec has none.  :meth:`twin_tolerance` gives it for given arguments.
     twin: dict = dataclasses.field(default_factory=dict)
     #: The name of the function in :mod:`refnet.testing.strategies` drawing valid arguments
     #: of this kernel; :meth:`arguments` calls it.
@@ -67,6 +69,15 @@ class Kernel:
         from . import strategies
 
         return getattr(strategies, self.inputs)(self.name)
+
+    def twin_tolerance(self, args):
+        """The twin tolerance on the keyword arguments ``args``: one tolerance for every
+        returned array, or a tuple of one per returned array; ``None`` if the spec has none."""
+        if not self.twin:
+            return None
+        floating = next(v for v in args.values() if isinstance(v, np.ndarray) and v.dtype.kind == "f")
+        tolerance = self.twin[floating.dtype.name]
+        return tolerance(args) if callable(tolerance) else tolerance
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +130,43 @@ _TWIN = {
     **{name: _EXACT for name in ["relu", "relu_derivative", "relu_backward", "leaky_relu", "leaky_relu_derivative",
                                  "leaky_relu_backward", "prelu", "maxout", "maxout_backward"]},
 }
+
+
+# The twins of the kernels that sum along a row differ by the order of the sum: NumPy sums
+# pairwise (or sequentially), the compiled kernels sequentially, each within (n - 1) u of
+# sum |terms| of the exact sum for n terms.  As functions of the arguments, with the shapes
+# the public functions give (rows along the last axis).
+
+def _softmax_twin(args):
+    """n + 2 ulp, n the row's width"""
+    # The row sum errs by (n - 1) u on each backend; exp and the division round once each.  In
+    # float32 both backends round one double-precision value: 1 ulp apart.
+    return Ulp(args["z"].shape[-1] + 2)
+
+
+def _softmax_backward_twin(args):
+    """2 u relative + 2 (n + 2) u64 s (|g| + sum |g| s) for output s, gradient g"""
+    # Both compute in double s * (g - d) with the row sum d = sum g s (n u |g| s per term on
+    # each backend), then round once to the dtype (2 u of the result between the two).
+    g, s = args["grad_output"].astype(np.float64), args["output"].astype(np.float64)
+    dtype = args["output"].dtype
+    scale = s * (np.abs(g) + (np.abs(g) * s).sum(axis=-1, keepdims=True))
+    atol = 2 * (g.shape[-1] + 2) * UNIT_ROUNDOFF[np.dtype(np.float64)] * scale + np.finfo(dtype).smallest_subnormal
+    return Relative(rtol=2 * UNIT_ROUNDOFF[dtype], atol=atol)
+
+
+def _prelu_backward_twin(args):
+    """input's gradient exact; slope's within 2 m u sum |terms| over m rows"""
+    # The input's gradient is a selection and one rounded product.  The slope's gradient sums
+    # g z over the rows in the dtype: each backend within (m - 1) u of the sum of |g z|.
+    z, grad = args["z"], args["grad_output"]
+    terms = np.where(z > 0, 0, grad.astype(np.float64) * z).reshape(int(np.prod(z.shape[:-1])), z.shape[-1])
+    return Exact(), Relative(rtol=0, atol=2 * terms.shape[0] * UNIT_ROUNDOFF[z.dtype] * np.abs(terms).sum(axis=0))
+
+
+_TWIN.update(softmax={"float64": _softmax_twin, "float32": Ulp(1)},
+             **{name: dict.fromkeys(["float64", "float32"], function) for name, function in [
+                 ("softmax_backward", _softmax_backward_twin), ("prelu_backward", _prelu_backward_twin)]})
 
 
 def _kernels(family, names, inputs, kinks=None, conformance=None):
