@@ -1,12 +1,12 @@
 """Every kernel's input strategy (its spec's ``inputs``) draws valid arguments, on which the
-compiled kernel agrees with its reference twin and ignores the caller's floating-point state."""
+compiled kernel agrees with its reference twin whatever the caller's floating-point state."""
 
 import copy
 import inspect
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from refnet import _core, reference
@@ -41,15 +41,24 @@ def _dtype(args):
     return next(value.dtype for value in args.values() if isinstance(value, np.ndarray) and value.dtype.kind == "f")
 
 
+# A quarter of the profile's examples per kernel: the test's value is its breadth (every kernel,
+# every edge value); each kernel's own tests run the full count.  Keeps it ~4 s in CI.
 @pytest.mark.parametrize("spec", KERNELS, ids=lambda spec: spec.name)
+@settings(max_examples=max(10, settings.default.max_examples // 4))
 @given(data=st.data())
 def test_both_backends_accept_the_drawn_arguments_and_agree(spec, data):
     """Within the spec's twin tolerance where it has one (each returned array), else to 1e-10
-    (float64) or 1e-4 (float32) relatively: those kernels' own tests hold them closer."""
+    (float64) or 1e-4 (float32) relatively: those kernels' own tests hold them closer.
+
+    Under ``np.errstate(all="raise")``: each backend returns the IEEE result (an underflow to
+    0, an overflow to inf) whatever the caller's floating-point error state (regression: the
+    reference raised FloatingPointError for exp's underflow at z = -800).  The drawn edge
+    values reach that: without the reference's errstate wrapper 22 of the 30 kernels fail (CI profile)."""
     args = data.draw(spec.arguments(), label="args")
     assert list(args) == list(inspect.signature(getattr(reference, spec.name)).parameters)
-    (compiled, compiled_arrays), (twin, twin_arrays) = (run(getattr(_core, spec.name), args),
-                                                          run(getattr(reference, spec.name), args))
+    with np.errstate(all="raise"):
+        (compiled, compiled_arrays), (twin, twin_arrays) = (run(getattr(_core, spec.name), args),
+                                                              run(getattr(reference, spec.name), args))
     tolerance = spec.twin_tolerance(args)
     if tolerance is not None:
         tolerances = tolerance if isinstance(tolerance, tuple) else (tolerance,) * len(_flat(compiled))
@@ -63,29 +72,3 @@ def test_both_backends_accept_the_drawn_arguments_and_agree(spec, data):
         else:
             assert np.shape(got) == np.shape(want)
             np.testing.assert_allclose(got, want, rtol=rtol, atol=0)
-
-def assert_same_bits(a, b):
-    a, b = np.asarray(a), np.asarray(b)
-    assert a.dtype == b.dtype and a.shape == b.shape
-    np.testing.assert_array_equal(a, b)
-    if a.dtype.kind == "f":
-        numbers = ~np.isnan(a)
-        np.testing.assert_array_equal(np.signbit(a[numbers]), np.signbit(b[numbers]))
-
-
-@pytest.mark.parametrize("backend", [_core, reference], ids=["compiled", "reference"])
-@pytest.mark.parametrize("spec", KERNELS, ids=lambda spec: spec.name)
-@given(data=st.data())
-def test_the_callers_floating_point_error_state_changes_nothing(backend, spec, data):
-    """Regression: under np.errstate(all="raise") the reference raised FloatingPointError (exp
-    underflow at z = -800) where the compiled backend returns the IEEE result.  Every kernel,
-    on its drawn arguments (which include the exponential's under/overflow region)."""
-    args = data.draw(spec.arguments(), label="args")
-    expected = run(getattr(backend, spec.name), args)
-    with np.errstate(all="raise"):
-        got = run(getattr(backend, spec.name), args)
-    for before, after in zip(_flat(expected[0]) + list(expected[1].values()), _flat(got[0]) + list(got[1].values())):
-        if before is None:
-            assert after is None
-        else:
-            assert_same_bits(after, before)
