@@ -261,7 +261,7 @@ def sigmoid_product_tolerance(dtype):
 
     σ'(z) lies in (0, 1/4) (exactly 1/4 only at z = 0, where it is exact): its error is at most
     its bound times u/4.  s is within its bound times u (s < 1); s (1 - s) moves by
-    |1 - 2s| <= 1 times that.  1 - s is exact for s >= 1/2 (Sterbenz) and rounded by at most
+    the absolute value of 1 - 2s (at most 1) times that.  1 - s is exact for s >= 1/2 (Sterbenz) and rounded by at most
     s u/2 <= u/4 below; the product, below 1/4, by u/8.
     """
     return _bound("sigmoid_derivative", dtype) / 4 + _bound("sigmoid", dtype) + 3 / 8
