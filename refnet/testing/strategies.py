@@ -249,6 +249,8 @@ def optimizer_arguments(draw, name):
             args[parameter] = _array(draw, dtype, shape, min_value=0, max_value=1e6)
         else:
             args[parameter] = _array(draw, dtype, shape, **bounds)
+    if args.get("eps_in") == args.get("eps_out") == 0.0:  # ε inside or outside the root, not neither
+        args["eps_out"] = 1e-8
     if "grad_avg" in args:  # centered RMSProp: the mean square is at least the squared mean
         args["square_avg"] += np.square(args["grad_avg"])
     return _in_order(name, args)
