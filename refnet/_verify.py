@@ -27,7 +27,7 @@ def _ulp_distance(a, b):
 Claim = collections.namedtuple("Claim", "id statement measure")
 Claim.__doc__ = "One identity: a stable ``id``, its ``statement``, and ``measure() -> (measured text, holds)``."
 
-# Tolerances below: the error bounds of both sides (see refnet.reference.activations), in u = 2^-53.
+# Tolerances below: derived from the kernels' accuracy bounds in refnet.testing.specs, in u = 2^-53.
 _U = 2.0**-53
 
 
@@ -38,16 +38,20 @@ def _sigmoid_maximum():
 
 
 def _sigmoid_derivative_product():
+    from .testing.specs import sigmoid_product_tolerance   # specs imports this module
+
     z = _GRID
     s = F.sigmoid(z)
-    gap = np.max(np.abs(F.sigmoid_derivative(z) - s * (1 - s)))
-    return f"max |difference| {gap / _U:.2f} u (tolerance 8 u, u = 2^-53)", gap <= 8 * _U
+    gap, tolerance = np.max(np.abs(F.sigmoid_derivative(z) - s * (1 - s))), sigmoid_product_tolerance(np.float64)
+    return f"max |difference| {gap / _U:.2f} u (tolerance {tolerance:g} u, u = 2^-53)", gap <= tolerance * _U
 
 
 def _sigmoid_symmetry():
+    from .testing.specs import sigmoid_symmetry_tolerance
+
     z = _GRID
-    gap = np.max(np.abs(F.sigmoid(-z) - (1 - F.sigmoid(z))))
-    return f"max |difference| {gap / _U:.2f} u (tolerance 6 u)", gap <= 6 * _U
+    gap, tolerance = np.max(np.abs(F.sigmoid(-z) - (1 - F.sigmoid(z)))), sigmoid_symmetry_tolerance(np.float64)
+    return f"max |difference| {gap / _U:.2f} u (tolerance {tolerance:g} u)", gap <= tolerance * _U
 
 
 def _sigmoid_saturation():

@@ -7,9 +7,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hynp
 
 import refnet
-from refnet.testing.specs import KERNELS, kernel
+from refnet.testing.specs import KERNELS, kernel, sigmoid_product_tolerance, sigmoid_symmetry_tolerance
 from refnet.testing.strategies import DTYPES, arrays, dtype_and_array, dtypes, floats, nonscalar_shapes, shapes
-from refnet.testing.tolerances import UNIT_ROUNDOFF, Exact, assert_within, ulp_distance
+from refnet.testing.tolerances import UNIT_ROUNDOFF, Exact, assert_within
 
 BACKENDS = ["compiled", "reference"]
 
@@ -63,13 +63,17 @@ def test_relu_of_minus_zero_is_minus_zero_as_in_pytorch(each_backend):
 EXTREMES = np.array([-800.0, 800.0, -1e308, 1e308, -np.inf, np.inf, -0.0, 5e-324])
 
 
-@pytest.mark.parametrize("name", ["sigmoid", "sigmoid_derivative", "sigmoid_backward", "tanh",
-                                  "tanh_derivative", "tanh_backward", "softmax", "softmax_backward"])
+# The public functions taking (z) or (grad_output, z): the kernels of those strategies.  Every
+# kernel itself is checked on its drawn arguments in test_kernel_inputs.
+PUBLIC_ELEMENTWISE = [spec.name for spec in KERNELS if spec.inputs in ("elementwise_arguments", "softmax_arguments")]
+
+
+@pytest.mark.parametrize("name", PUBLIC_ELEMENTWISE)
 def test_the_callers_floating_point_error_state_changes_nothing(name):
     """Regression: under np.errstate(all="raise") the reference raised FloatingPointError (exp
     underflow at z = -800) where the compiled backend returns the IEEE result."""
     function = getattr(refnet, name)
-    args = (EXTREMES,) if name.count("_") == 0 or name.endswith("derivative") else (np.ones(8), EXTREMES)
+    args = (np.ones(8), EXTREMES) if name.endswith("_backward") else (EXTREMES,)
     expected = on_both(function, *args)
     with np.errstate(all="raise"):
         got = on_both(function, *args)
@@ -80,7 +84,6 @@ def test_the_callers_floating_point_error_state_changes_nothing(name):
 EXACT = {"float64": Exact(), "float32": Exact()}
 EXACT_UNARY = [name for f in ELEMENTWISE for name in (f, f"{f}_derivative") if kernel(name).twin == EXACT]
 EXACT_BACKWARD = [f"{f}_backward" for f in ELEMENTWISE if kernel(f"{f}_backward").twin == EXACT]
-SMOOTH_BACKWARD = [f"{f}_backward" for f in ELEMENTWISE if kernel(f"{f}_backward").twin != EXACT]
 
 
 @pytest.mark.parametrize("name", EXACT_UNARY)
@@ -120,12 +123,9 @@ def test_prelu_twins_agree_to_the_bit(data):
         refnet.prelu_backward, grad, z, slope
     )
     assert_same_bits(compiled_input, reference_input)
-    # The slope gradient is a sum over rows in the array's dtype, sequential in the
-    # compiled kernel and pairwise or sequential in NumPy: each within (rows - 1) u
-    # of sum |terms| of the exact sum.
-    terms = np.where(z > 0, 0, grad.astype(np.float64) * z).reshape(int(np.prod(shape[:-1])), shape[-1])
-    tolerance = 2 * terms.shape[0] * UNIT_ROUNDOFF[np.dtype(dtype)] * np.abs(terms).sum(axis=0)
-    assert np.all(np.abs(compiled_slope.astype(np.float64) - reference_slope) <= tolerance)
+    # The slope gradient sums over the rows: the spec's tolerance grows with their number.
+    _, slope_tolerance = kernel("prelu_backward").twin_tolerance(dict(grad_output=grad, z=z, slope=slope))
+    assert_within(compiled_slope, reference_slope, slope_tolerance, "prelu_backward's slope gradient")
 
 
 @given(args=rows_and_groups())
@@ -145,12 +145,7 @@ def test_maxout_twins_agree_to_the_bit(args):
 @example(z=np.zeros((2, 0)))
 def test_softmax_twins_agree(z):
     compiled, reference = on_both(refnet.softmax, z)
-    # float32: both round one double-precision value, at most 1 ulp apart.  float64:
-    # the two sum the row in different orders (pairwise vs sequential), each within
-    # (n - 1) u of the exact sum, plus exp and the division: (n + 2) ulp apart at most.
-    width = z.shape[-1]
-    tolerance = 1 if z.dtype == np.float32 else width + 2
-    assert ulp_distance(compiled, reference).max(initial=0) <= tolerance
+    assert_within(compiled, reference, kernel("softmax").twin_tolerance(dict(z=z)), "softmax")
 
 
 @given(data=st.data())
@@ -160,23 +155,8 @@ def test_softmax_backward_twins_agree(data):
     s = refnet.softmax(data.draw(arrays(dtype, shape, min_value=-30, max_value=30)))
     grad = data.draw(arrays(dtype, shape, min_value=-10, max_value=10))
     compiled, reference = on_both(refnet.softmax_backward, grad, s)
-    # Both compute in double; they differ in the order of the row sum
-    # d = sum g*s (<= n u |g||s| each) and in the final rounding to dtype.
-    g, s64 = grad.astype(np.float64), s.astype(np.float64)
-    scale = s64 * (np.abs(g) + (np.abs(g) * s64).sum(axis=-1, keepdims=True))
-    tolerance = 2 * (shape[-1] + 2) * UNIT_ROUNDOFF[np.dtype(np.float64)] * scale
-    tolerance += 2 * UNIT_ROUNDOFF[np.dtype(dtype)] * np.abs(compiled.astype(np.float64))
-    assert np.all(np.abs(compiled.astype(np.float64) - reference) <= tolerance + np.finfo(dtype).smallest_subnormal)
-
-
-@pytest.mark.parametrize("name", SMOOTH_BACKWARD)
-@given(data=st.data())
-def test_smooth_backward_twins_agree(name, data):
-    dtype, shape = data.draw(dtypes), data.draw(shapes)
-    grad = data.draw(arrays(dtype, shape))
-    z = data.draw(arrays(dtype, shape))
-    compiled, reference = on_both(getattr(refnet, name), grad, z)
-    assert_within(compiled, reference, kernel(name).twin[np.dtype(dtype).name], name)
+    tolerance = kernel("softmax_backward").twin_tolerance(dict(grad_output=grad, output=s))
+    assert_within(compiled, reference, tolerance, "softmax_backward")
 
 
 # --- closed forms -------------------------------------------------------------------
@@ -187,11 +167,8 @@ def test_smooth_backward_twins_agree(name, data):
 def test_sigmoid_derivative_equals_sigma_times_one_minus_sigma(backend, z):
     with refnet.use_backend(backend):
         s, ds = refnet.sigmoid(z), refnet.sigmoid_derivative(z)
-    # Absolute: sigma' (<= 9.5 ulp of a value <= 1/4) and sigma(1 - sigma) from a
-    # sigma within 5 ulp (error |1 - 2 sigma| * 5u <= 5u, plus a rounding) add up
-    # to below 8u; in float32 the two are within 1 ulp each: 2u.
-    u = UNIT_ROUNDOFF[z.dtype]
-    tolerance = 8 * u if z.dtype == np.float64 else 2 * u
+    # Absolute, derived from both kernels' accuracy bounds (s * (1 - s) in z's dtype).
+    tolerance = sigmoid_product_tolerance(z.dtype) * UNIT_ROUNDOFF[z.dtype]
     assert np.all(np.abs(ds.astype(np.float64) - s * (1.0 - s)) <= tolerance)
 
 
@@ -226,10 +203,8 @@ def test_sigmoid_derivative_is_a_quarter_exactly_at_zero_only_up_to_rounding(bac
 def test_sigmoid_of_minus_z_is_one_minus_sigmoid(backend, z):
     with refnet.use_backend(backend):
         lhs, s = refnet.sigmoid(-z), refnet.sigmoid(z)
-    # Absolute, near 1 ulp of 1: sigma(-z) and 1 - sigma(z) carry the bounds of
-    # test_accuracy at magnitudes <= 1 (5u + 0.5u, float64); float32: 1 ulp of 1 each side.
-    u = UNIT_ROUNDOFF[z.dtype]
-    tolerance = 6 * u if z.dtype == np.float64 else 2 * u
+    # Absolute, derived from sigmoid's accuracy bound (1 - sigma(z) in float64).
+    tolerance = sigmoid_symmetry_tolerance(z.dtype) * UNIT_ROUNDOFF[z.dtype]
     assert np.all(np.abs(lhs.astype(np.float64) - (1.0 - s.astype(np.float64))) <= tolerance)
 
 

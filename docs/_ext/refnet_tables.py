@@ -32,6 +32,8 @@ def _tolerance(tolerance):
         return "exact"
     if isinstance(tolerance, tolerances.Ulp):
         return f"{tolerance.maxulp:g} ulp"
+    if callable(tolerance):  # one that depends on the arguments: its rule, the function's first line
+        return _text(tolerance.__doc__.strip().splitlines()[0])
     return repr(tolerance)
 
 

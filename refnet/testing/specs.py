@@ -24,13 +24,15 @@ and of its twin tolerance per dtype (compiled against reference; the tests and
 import dataclasses
 import math
 
+import numpy as np
+
 from .. import _verify
-from .tolerances import Exact, Ulp
+from .tolerances import UNIT_ROUNDOFF, Exact, Relative, Ulp
 from ..layers import Dense, Dropout, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, Tanh
 from ..optim import SGD, Adagrad, Adam, RMSProp
 
 __all__ = ["CORRECTLY_ROUNDED", "Kink", "Kernel", "LayerSpec", "OptimizerSpec", "KERNELS", "LAYERS", "OPTIMIZERS",
-           "CLAIMS", "kernel"]
+           "CLAIMS", "kernel", "sigmoid_product_tolerance", "sigmoid_symmetry_tolerance"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,9 +55,30 @@ class Kernel:
     #: dtype name -> largest error against the exact value (an extended-precision oracle), for
     #: the kernels whose accuracy is proven and measured; empty for the others.
     accuracy: dict = dataclasses.field(default_factory=dict)
-    #: dtype name -> largest distance between the compiled kernel and its reference, where
-    #: it does not depend on the input's shape; empty where the test derives it from the shape.
+    #: dtype name -> largest distance between the compiled kernel and its reference, or, where
+    #: it depends on the arguments (a sum along a row), a function of the kernel's arguments (a
+    #: dict as :meth:`arguments` draws them) returning it, documented by its first line; empty
+    #: where the spec has none.  :meth:`twin_tolerance` gives it for given arguments.
     twin: dict = dataclasses.field(default_factory=dict)
+    #: The name of the function in :mod:`refnet.testing.strategies` drawing valid arguments
+    #: of this kernel; :meth:`arguments` calls it.
+    inputs: str = None
+
+    def arguments(self):
+        """A Hypothesis strategy of valid keyword arguments of this kernel, output buffers
+        included (needs Hypothesis)."""
+        from . import strategies
+
+        return getattr(strategies, self.inputs)(self.name)
+
+    def twin_tolerance(self, args):
+        """The twin tolerance on the keyword arguments ``args``: one tolerance for every
+        returned array, or a tuple of one per returned array; ``None`` if the spec has none."""
+        if not self.twin:
+            return None
+        floating = next(v for v in args.values() if isinstance(v, np.ndarray) and v.dtype.kind == "f")
+        tolerance = self.twin[floating.dtype.name]
+        return tolerance(args) if callable(tolerance) else tolerance
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,18 +133,63 @@ _TWIN = {
 }
 
 
-def _kernels(family, names, kinks=None, conformance=None):
+# The twins of the kernels that sum along a row differ by the order of the sum: NumPy sums
+# pairwise (or sequentially), the compiled kernels sequentially, each within (n - 1) u of
+# sum |terms| of the exact sum for n terms.  As functions of the arguments, with the shapes
+# the public functions give (rows along the last axis).
+
+def _softmax_twin(args):
+    """n + 2 ulp, n the row's width"""
+    # The row sum errs by (n - 1) u on each backend; exp and the division round once each.  In
+    # float32 both backends round one double-precision value: 1 ulp apart.
+    return Ulp(args["z"].shape[-1] + 2)
+
+
+def _softmax_backward_twin(args):
+    """2 u relative + 2 (n + 2) u64 s (|g| + sum |g| s) for output s, gradient g"""
+    # Both compute in double s * (g - d) with the row sum d = sum g s (n u |g| s per term on
+    # each backend), then round once to the dtype (2 u of the result between the two).
+    g, s = args["grad_output"].astype(np.float64), args["output"].astype(np.float64)
+    dtype = args["output"].dtype
+    scale = s * (np.abs(g) + (np.abs(g) * s).sum(axis=-1, keepdims=True))
+    atol = 2 * (g.shape[-1] + 2) * UNIT_ROUNDOFF[np.dtype(np.float64)] * scale + np.finfo(dtype).smallest_subnormal
+    return Relative(rtol=2 * UNIT_ROUNDOFF[dtype], atol=atol)
+
+
+def _prelu_backward_twin(args):
+    """input's gradient exact; slope's within 2 m u sum |terms| over m rows"""
+    # The input's gradient is a selection and one rounded product.  The slope's gradient sums
+    # g z over the rows in the dtype: each backend within (m - 1) u of the sum of |g z|.
+    z, grad = args["z"], args["grad_output"]
+    terms = np.where(z > 0, 0, grad.astype(np.float64) * z).reshape(int(np.prod(z.shape[:-1])), z.shape[-1])
+    return Exact(), Relative(rtol=0, atol=2 * terms.shape[0] * UNIT_ROUNDOFF[z.dtype] * np.abs(terms).sum(axis=0))
+
+
+_TWIN.update(softmax={"float64": _softmax_twin, "float32": Ulp(1)},
+             **{name: dict.fromkeys(["float64", "float32"], function) for name, function in [
+                 ("softmax_backward", _softmax_backward_twin), ("prelu_backward", _prelu_backward_twin)]})
+
+
+def _kernels(family, names, inputs, kinks=None, conformance=None):
+    """Specs of ``names``; ``inputs`` is the name of their strategy, or a dict name -> strategy."""
     kinks, conformance = kinks or {}, conformance or {}
+    inputs = inputs if isinstance(inputs, dict) else dict.fromkeys(names, inputs)
     return tuple(Kernel(name, family, kinks.get(name, ()), conformance.get(name), _ACCURACY.get(name, {}),
-                        _TWIN.get(name, {})) for name in names)
+                        _TWIN.get(name, {}), inputs[name]) for name in names)
+
+
+_ELEMENTWISE = ["sigmoid", "sigmoid_derivative", "sigmoid_backward", "tanh", "tanh_derivative", "tanh_backward",
+                "relu", "relu_derivative", "relu_backward", "leaky_relu", "leaky_relu_derivative",
+                "leaky_relu_backward"]
 
 
 KERNELS = (
     *_kernels("activations", [
-        "sigmoid", "sigmoid_derivative", "sigmoid_backward", "tanh", "tanh_derivative", "tanh_backward",
-        "relu", "relu_derivative", "relu_backward", "leaky_relu", "leaky_relu_derivative", "leaky_relu_backward",
-        "prelu", "prelu_backward", "softmax", "softmax_backward", "maxout", "maxout_backward",
-    ], kinks={
+        *_ELEMENTWISE, "prelu", "prelu_backward", "softmax", "softmax_backward", "maxout", "maxout_backward",
+    ], {**dict.fromkeys(_ELEMENTWISE, "elementwise_arguments"),
+        **{name: f"{name.split('_')[0]}_arguments" for name in ["prelu", "prelu_backward", "softmax",
+                                                               "softmax_backward", "maxout", "maxout_backward"]}},
+        kinks={
         "relu_derivative": (_RELU_KINK,), "relu_backward": (_RELU_KINK,),
         "leaky_relu_derivative": (_LEAKY_KINK,), "leaky_relu_backward": (_LEAKY_KINK,),
         "maxout_backward": (_MAXOUT_TIE,),
@@ -129,11 +197,11 @@ KERNELS = (
         "sigmoid", "sigmoid_derivative", "tanh", "tanh_derivative", "relu", "relu_derivative",
         "leaky_relu", "leaky_relu_derivative",
     ]}),
-    *_kernels("dense", ["dense_forward", "dense_backward"]),
-    *_kernels("dropout", ["dropout_forward", "dropout_backward"]),
+    *_kernels("dense", ["dense_forward", "dense_backward"], "dense_arguments"),
+    *_kernels("dropout", ["dropout_forward", "dropout_backward"], "dropout_arguments"),
     *_kernels("losses", ["softmax_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy",
-                         "mean_squared_error"]),
-    *_kernels("optimizers", ["sgd", "sgd_momentum", "rmsprop", "adam"]),
+                         "mean_squared_error"], "loss_arguments"),
+    *_kernels("optimizers", ["sgd", "sgd_momentum", "rmsprop", "adam"], "optimizer_arguments"),
 )
 
 LAYERS = (
@@ -204,6 +272,37 @@ OPTIMIZERS = (
 )
 
 CLAIMS = _verify.CLAIMS
+
+
+# Tolerances of identities between kernels, derived once from the accuracy bounds above.  In
+# units of u, the unit roundoff of the dtype: the ulp of a value in [2^e, 2^(e+1)) is 2u 2^e,
+# so u for a value in [1/2, 1), at most u/2 below 1/2 and u/4 in [1/8, 1/4).
+
+def _bound(name, dtype):
+    return kernel(name).accuracy[np.dtype(dtype).name].maxulp
+
+
+def sigmoid_product_tolerance(dtype):
+    """Largest ``|sigmoid_derivative(z) - s (1 - s)|``, ``s = sigmoid(z)``, with ``s (1 - s)``
+    computed in ``dtype``, as a multiple of ``dtype``'s unit roundoff ``u``.
+
+    σ'(z) lies in (0, 1/4) (exactly 1/4 only at z = 0, where it is exact): its error is at most
+    its bound times u/4.  s is within its bound times u (s < 1); s (1 - s) moves by
+    the absolute value of 1 - 2s (at most 1) times that.  1 - s is exact for s >= 1/2 (Sterbenz) and rounded by at most
+    s u/2 <= u/4 below; the product, below 1/4, by u/8.
+    """
+    return _bound("sigmoid_derivative", dtype) / 4 + _bound("sigmoid", dtype) + 3 / 8
+
+
+def sigmoid_symmetry_tolerance(dtype):
+    """Largest ``|sigmoid(-z) - (1 - sigmoid(z))|``, ``1 - sigmoid(z)`` computed in float64,
+    as a multiple of ``dtype``'s unit roundoff ``u``.
+
+    Of σ(z) and σ(-z) one is at least 1/2 (error at most its bound times u), the other at most
+    1/2 (its bound times u/2); 1 - s in float64 is exact for s >= 1/2 and rounded by at most
+    2^-54 otherwise (a fraction 2^-54 / u of ``dtype``'s u).
+    """
+    return 1.5 * _bound("sigmoid", dtype) + 2.0**-54 / UNIT_ROUNDOFF[np.dtype(dtype)]
 
 
 def kernel(name):
