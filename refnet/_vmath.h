@@ -133,7 +133,8 @@ REFNET_INLINE double refnet_tanh_derivative_of(double z) {
  * same c), so with s = 2^k
  *   sigma(|z|)  = D / (D + s N),   sigma(-|z|) = s N / (D + s N),
  *   sigma'(z)   = s N D / (D + s N)^2,   sech^2(z) = 4 sigma'(2z),
- * one division each where the double path above takes two (sigma) or three (sigma'): on
+ *   tanh|z|     = (D (1 - s) - 2 r s) / (D + s N)   (with e = e^-2|z|; D - s N, exactly),
+ * one division each where the double path above takes two (sigma, tanh) or three (sigma'): on
  * eight double lanes the divider was the limit.  The double kernels keep their own forms (their
  * float64 ulp bounds are proven for those); these serve only arrays of float32, whose |z| is
  * clamped to 200: there sigma(-200) < 2^-288 rounds to 0 and 1 - sigma(200) to 1 in
@@ -152,29 +153,42 @@ REFNET_INLINE double refnet_tanh_derivative_of(double z) {
  * = 3.9u; the division + 0.5u.  sigma(|z|): 1.25 + 3.9 + 0.5 + 0.3 (r, c) = 6u;
  * sigma(-|z|): 3.6 + 3.9 + 0.5 + 0.3 = 8.3u; sigma': N D (4.85 + 0.5), the square (2 * 3.9
  * + 0.5) and the division (0.5): 14.5u + 0.3 < 16u = 2^-49.  sech^2: 2|z| and 4 sigma' are
- * exact.  So each double result is within 2^-49 of the exact value, relative, and a float32
- * ulp is at least 2^-24 relative: rounded once, the result is within 0.5 + 2^-24 ulp (two
- * times the double error: rounding goes to the float nearest the computed value), inside
+ * exact.  tanh: where k = 0, r = x exactly and the numerator -2r is exact: the
+ * denominator's 3.9u + 0.5u + 0.3u (c) < 5u; where k <= -1 (s <= 1/2) the numerator is
+ * >= 1.65 (1 - s) - 0.35 * 2s >= 0.47, D (1 - s) carries 1.75u of a term <= 1.18 and 2 r s
+ * (exact scaling) r's 2^-55: with the subtraction's 0.5u and c's 0.3u, <= 6u; with the
+ * denominator and division: < 11u.  So each double result is within 2^-49 of the exact
+ * value, relative, and a float32 ulp is at least 2^-24 relative: rounded once, the result is
+ * within 0.5 + 2^-24 ulp (two times the double error: rounding goes to the float nearest the
+ * computed value), inside
  * the specs' CORRECTLY_ROUNDED (0.5 + 2^-20).  Subnormal float32 results only gain: their
  * ulp is fixed at 2^-149 while the double error shrinks with the value.  Measured on all
  * 2^32 float32 inputs by tests/exhaustive_float32.c (refnet's README, "Accuracy").
  */
-#define REFNET_EXP_RATIO_F32(z, sn, d)                                                      \
+#define REFNET_EXP_RATIO_F32(z, s, sn, d)                                                   \
     double x_ = -fabs(z);                                                                   \
     x_ = x_ < -200.0 ? -200.0 : x_;                                                         \
     REFNET_REDUCE(x_, k_, hi_, lo_, r_, c_)                                                 \
     double d = 2.0 - c_;                                                                    \
-    double sn = refnet_pow2(k_) * (d + (r_ + r_));
+    double s = refnet_pow2(k_);                                                             \
+    double sn = s * (d + (r_ + r_));
 
 REFNET_INLINE double refnet_sigmoid_f32_of(double z) {
-    REFNET_EXP_RATIO_F32(z, sn, d)
+    REFNET_EXP_RATIO_F32(z, s, sn, d)
     return (z < 0 ? sn : d) / (d + sn);
 }
 
 REFNET_INLINE double refnet_sigmoid_derivative_f32_of(double z) {
-    REFNET_EXP_RATIO_F32(z, sn, d)
+    REFNET_EXP_RATIO_F32(z, s, sn, d)
     double den = d + sn;
     return (sn * d) / (den * den);
+}
+
+REFNET_INLINE double refnet_tanh_f32_of(double z) {
+    /* tanh|z| = (1 - e) / (1 + e), e = e^-2|z| = s N / D: the numerator D - s N written as
+       D (1 - s) - 2 r s, which is -2r, exact, where k = 0 (|z| <= ln2/4) and 1 - e would cancel */
+    REFNET_EXP_RATIO_F32(2.0 * z, s, sn, d)
+    return copysign((d * (1.0 - s) - (r_ + r_) * s) / (d + sn), z);
 }
 
 REFNET_INLINE double refnet_tanh_derivative_f32_of(double z) {
@@ -371,7 +385,7 @@ typedef struct {
     REFNET_UNARY(refnet_sigmoid_d_##suffix, double, refnet_sigmoid_of, attr)                \
     REFNET_UNARY(refnet_sigmoid_derivative_f_##suffix, float, refnet_sigmoid_derivative_f32_of, attr) \
     REFNET_UNARY(refnet_sigmoid_derivative_d_##suffix, double, refnet_sigmoid_derivative_of, attr) \
-    REFNET_UNARY(refnet_tanh_f_##suffix, float, refnet_tanh_of, attr)                       \
+    REFNET_UNARY(refnet_tanh_f_##suffix, float, refnet_tanh_f32_of, attr)                     \
     REFNET_UNARY(refnet_tanh_d_##suffix, double, refnet_tanh_of, attr)                      \
     REFNET_UNARY(refnet_tanh_derivative_f_##suffix, float, refnet_tanh_derivative_f32_of, attr) \
     REFNET_UNARY(refnet_tanh_derivative_d_##suffix, double, refnet_tanh_derivative_of, attr) \
