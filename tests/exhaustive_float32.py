@@ -1,7 +1,8 @@
 """Run tests/exhaustive_float32.c over every float32 input and settle its HARD samples exactly.
 
-Usage (from the repository root, a C compiler on PATH; ~7 minutes of one core for 2^32
-inputs on every clone): ``python tests/exhaustive_float32.py [STRIDE]``.  Not collected by
+Usage (from the repository root, a C compiler on PATH and mpmath installed -- torch's sympy
+brings it, else ``pip install mpmath``; ~7 minutes of one idle core for 2^32 inputs on every
+clone): ``python tests/exhaustive_float32.py [STRIDE]``.  Not collected by
 pytest: it is the proof run behind the README's float32 accuracy claim; CI checks a strided
 subset through tests/test_accuracy.py.
 
