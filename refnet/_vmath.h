@@ -127,6 +127,74 @@ REFNET_INLINE double refnet_tanh_derivative_of(double z) {
     return 4.0 * e / ((1.0 + e) * (1.0 + e));
 }
 
+/* float32 inputs: e^-|z| = 2^k N / D with one division fewer.
+ *
+ * fdlibm's e^r = 1 + r + r c / (2 - c) is the fraction N / D, N = 2 + 2r - c, D = 2 - c (the
+ * same c), so with s = 2^k
+ *   sigma(|z|)  = D / (D + s N),   sigma(-|z|) = s N / (D + s N),
+ *   sigma'(z)   = s N D / (D + s N)^2,   sech^2(z) = 4 sigma'(2z),
+ *   tanh|z|     = (D (1 - s) - 2 r s) / (D + s N)   (with e = e^-2|z|; D - s N, exactly),
+ * one division each where the double path above takes two (sigma, tanh) or three (sigma'): on
+ * eight double lanes the divider was the limit.  The double kernels keep their own forms (their
+ * float64 ulp bounds are proven for those); these serve only arrays of float32, whose |z| is
+ * clamped to 200: there sigma(-200) < 2^-288 rounds to 0 and 1 - sigma(200) to 1 in
+ * float32, and so does g sigma'(z) (or g sech^2 at 2|z| = 200) for any float32 gradient
+ * g (|g| < 2^128), while k >= -289 keeps s a normal double (one pow2 factor).
+ *
+ * Error, in u = 2^-53 relative, before the one rounding to float32: hi is exact (k * LN2_HI is
+ * exact for |k| < 2^21, and x, a float32 value with |x| >= ln2/2 when k != 0, and k * LN2_HI
+ * are multiples of 2^-32 whose difference is below 1/2), lo's error is < 2^-76, r = hi - lo
+ * rounds once: |dr| <= 2^-55 absolute, 0.25u in e^r (d e^r / e^r = dr).  c: fdlibm's
+ * approximation error < 2^-59 and the rounding of r - r^2 P (<= 0.5u |c| + 3u r^2 / 6 <= 0.25u
+ * absolute); e^r moves by at most |r| / ((2 - c)(2 + 2r - c)) <= 0.12 of that: < 0.05u.  D in
+ * [1.65, 2.36] rounds once (<= 2^-52 absolute: 1.25u relative); N = D + 2r (2r exact) in
+ * [1.3, 2.7] carries D's absolute error and its own rounding: <= 2 * 2^-52 / 1.3 = 3.1u.
+ * s N: + 0.5u (s exact, no underflow); D + s N, a sum of positive terms: max of both + 0.5u
+ * = 3.9u; the division + 0.5u.  sigma(|z|): 1.25 + 3.9 + 0.5 + 0.3 (r, c) = 6u;
+ * sigma(-|z|): 3.6 + 3.9 + 0.5 + 0.3 = 8.3u; sigma': N D (4.85 + 0.5), the square (2 * 3.9
+ * + 0.5) and the division (0.5): 14.5u + 0.3 < 16u = 2^-49.  sech^2: 2|z| and 4 sigma' are
+ * exact.  tanh: where k = 0, r = x exactly and the numerator -2r is exact: the
+ * denominator's 3.9u + 0.5u + 0.3u (c) < 5u; where k <= -1 (s <= 1/2) the numerator is
+ * >= 1.65 (1 - s) - 0.35 * 2s >= 0.47, D (1 - s) carries 1.75u of a term <= 1.18 and 2 r s
+ * (exact scaling) r's 2^-55: with the subtraction's 0.5u and c's 0.3u, <= 6u; with the
+ * denominator and division: < 11u.  So each double result is within 2^-49 of the exact
+ * value, relative, and a float32 ulp is at least 2^-24 relative: rounded once, the result is
+ * within 0.5 + 2^-24 ulp (two times the double error: rounding goes to the float nearest the
+ * computed value), inside
+ * the specs' CORRECTLY_ROUNDED (0.5 + 2^-20).  Subnormal float32 results only gain: their
+ * ulp is fixed at 2^-149 while the double error shrinks with the value.  Measured on all
+ * 2^32 float32 inputs by tests/exhaustive_float32.c (refnet's README, "Accuracy").
+ */
+#define REFNET_EXP_RATIO_F32(z, s, sn, d)                                                   \
+    double x_ = -fabs(z);                                                                   \
+    x_ = x_ < -200.0 ? -200.0 : x_;                                                         \
+    REFNET_REDUCE(x_, k_, hi_, lo_, r_, c_)                                                 \
+    double d = 2.0 - c_;                                                                    \
+    double s = refnet_pow2(k_);                                                             \
+    double sn = s * (d + (r_ + r_));
+
+REFNET_INLINE double refnet_sigmoid_f32_of(double z) {
+    REFNET_EXP_RATIO_F32(z, s, sn, d)
+    return (z < 0 ? sn : d) / (d + sn);
+}
+
+REFNET_INLINE double refnet_sigmoid_derivative_f32_of(double z) {
+    REFNET_EXP_RATIO_F32(z, s, sn, d)
+    double den = d + sn;
+    return (sn * d) / (den * den);
+}
+
+REFNET_INLINE double refnet_tanh_f32_of(double z) {
+    /* tanh|z| = (1 - e) / (1 + e), e = e^-2|z| = s N / D: the numerator D - s N written as
+       D (1 - s) - 2 r s, which is -2r, exact, where k = 0 (|z| <= ln2/4) and 1 - e would cancel */
+    REFNET_EXP_RATIO_F32(2.0 * z, s, sn, d)
+    return copysign((d * (1.0 - s) - (r_ + r_) * s) / (d + sn), z);
+}
+
+REFNET_INLINE double refnet_tanh_derivative_f32_of(double z) {
+    return 4.0 * refnet_sigmoid_derivative_f32_of(2.0 * z);
+}
+
 /* The loops, each element computed in double and rounded once to the array's type. */
 #define REFNET_UNARY(name, T, f, attr)                                                      \
     attr static void name(const T* z, T* out, ptrdiff_t n) {              \
@@ -371,17 +439,17 @@ typedef struct {
 } refnet_vmath_table;
 
 #define REFNET_TABLE(suffix, attr)                                                          \
-    REFNET_UNARY(refnet_sigmoid_f_##suffix, float, refnet_sigmoid_of, attr)                 \
+    REFNET_UNARY(refnet_sigmoid_f_##suffix, float, refnet_sigmoid_f32_of, attr)               \
     REFNET_UNARY(refnet_sigmoid_d_##suffix, double, refnet_sigmoid_of, attr)                \
-    REFNET_UNARY(refnet_sigmoid_derivative_f_##suffix, float, refnet_sigmoid_derivative_of, attr) \
+    REFNET_UNARY(refnet_sigmoid_derivative_f_##suffix, float, refnet_sigmoid_derivative_f32_of, attr) \
     REFNET_UNARY(refnet_sigmoid_derivative_d_##suffix, double, refnet_sigmoid_derivative_of, attr) \
-    REFNET_UNARY(refnet_tanh_f_##suffix, float, refnet_tanh_of, attr)                       \
+    REFNET_UNARY(refnet_tanh_f_##suffix, float, refnet_tanh_f32_of, attr)                     \
     REFNET_UNARY(refnet_tanh_d_##suffix, double, refnet_tanh_of, attr)                      \
-    REFNET_UNARY(refnet_tanh_derivative_f_##suffix, float, refnet_tanh_derivative_of, attr) \
+    REFNET_UNARY(refnet_tanh_derivative_f_##suffix, float, refnet_tanh_derivative_f32_of, attr) \
     REFNET_UNARY(refnet_tanh_derivative_d_##suffix, double, refnet_tanh_derivative_of, attr) \
-    REFNET_BINARY(refnet_sigmoid_backward_f_##suffix, float, refnet_sigmoid_derivative_of, attr) \
+    REFNET_BINARY(refnet_sigmoid_backward_f_##suffix, float, refnet_sigmoid_derivative_f32_of, attr) \
     REFNET_BINARY(refnet_sigmoid_backward_d_##suffix, double, refnet_sigmoid_derivative_of, attr) \
-    REFNET_BINARY(refnet_tanh_backward_f_##suffix, float, refnet_tanh_derivative_of, attr)  \
+    REFNET_BINARY(refnet_tanh_backward_f_##suffix, float, refnet_tanh_derivative_f32_of, attr) \
     REFNET_BINARY(refnet_tanh_backward_d_##suffix, double, refnet_tanh_derivative_of, attr) \
     REFNET_EXP_SHIFTED(refnet_exp_shifted_f_##suffix, float, attr)                          \
     REFNET_EXP_SHIFTED(refnet_exp_shifted_d_##suffix, double, attr)                         \
