@@ -278,7 +278,9 @@ def adam(floating[::1] param, const floating[::1] grad, floating[::1] exp_avg,
     if nesterov:
         coef_m = scale * mu_next / bias_correction1_next
         coef_g = scale * (1 - mu) / bias_correction1
-    cdef double c = bias_correction2 if correct_first or ams == 2 else sqrt(bias_correction2)
+    # NAdam, like correct_first, divides v by its correction before the root (as the reference).
+    cdef bint before_root = correct_first or nesterov
+    cdef double c = bias_correction2 if before_root or ams == 2 else sqrt(bias_correction2)
     for block in prange(blocks, nogil=True, schedule="static", num_threads=blocks,
                         use_threads_if=blocks > 1):
         _adam_variant(&param[0], &grad[0], &exp_avg[0], &exp_avg_sq[0], max_ptr, <floating>coef_m,
@@ -286,5 +288,5 @@ def adam(floating[::1] param, const floating[::1] grad, floating[::1] exp_avg,
                       <floating>(1 - beta2), <floating>eps_in, <floating>eps_out, <floating>l2,
                       <floating>l1, l2 != 0 or l1 != 0, <floating>keep,
                       _block_start(n, blocks, block), _block_start(n, blocks, block + 1),
-                      correct_first or nesterov, ams, nesterov)
+                      before_root, ams, nesterov)
     return param.base

@@ -91,7 +91,9 @@ the notes here say which part of each source this module follows.
 
 import copy
 import dataclasses
+import difflib
 import fnmatch
+import inspect
 import math
 import numbers
 import operator
@@ -243,16 +245,28 @@ class _Plan:
         self.params = [p.reshape(-1) for p in params]
         self.states = [{key: a.reshape(-1) for key, a in state.items()} for state in self.state]
         self._grads = self._flat_grads = self._aliased = None
-        self._clipped = None
+        self._scratch = None
+
+    def _buffers(self):
+        # Allocated on the first step that clips or maximises, then reused: no allocation per step.
+        if self._scratch is None:
+            self._scratch = [np.empty_like(p) for p in self.params]
+        return self._scratch
 
     def clipped(self, grads, clipping):
-        """``grads`` clipped into buffers the plan keeps, allocated on the first clipped step only."""
-        if self._clipped is None:
-            self._clipped = [np.empty_like(p) for p in self.params]
+        """``grads`` clipped into buffers the plan keeps."""
+        outs = self._buffers()
         with np.errstate(all="ignore"):
-            _clipping.clip_into(clipping["kind"], grads, self._clipped, clipping["threshold"],
+            _clipping.clip_into(clipping["kind"], grads, outs, clipping["threshold"],
                                 clipping["norm_type"], clipping["eps"])
-        return self._clipped
+        return outs
+
+    def negated(self, grads):
+        """``-grads`` in the same buffers (in place where ``grads`` are already the clipped ones)."""
+        outs = self._buffers()
+        for grad, out in zip(grads, outs):
+            np.negative(grad, out=out)
+        return outs
 
     def serves(self, optimizer, params, names):
         return (optimizer._state is self.state and isinstance(params, (list, tuple))
@@ -296,6 +310,15 @@ class Optimizer:
 
     def __init__(self, lr, convention, *, l1, schedule, groups, clip_value=None, clip_norm=None, clip_rms=None,
                  global_clip_norm=None, clip_norm_type=2.0, clip_eps=None, **given):
+        # The subclasses collect the clipping options as **clipping, so a misspelt option (Keras'
+        # `clipnorm`) would arrive here among the settings; refuse it as Python refuses a bad keyword.
+        accepted = [name for function in (type(self).__init__, Optimizer.__init__)
+                    for name, p in inspect.signature(function).parameters.items()
+                    if p.kind is p.POSITIONAL_OR_KEYWORD or p.kind is p.KEYWORD_ONLY]
+        for name in given.keys() - set(accepted):
+            close = difflib.get_close_matches(name, accepted, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {name!r}{hint}")
         if convention not in CONVENTIONS:
             raise ValueError(f"convention must be one of {list(CONVENTIONS)}, got {convention!r}")
         self.convention = convention
@@ -344,9 +367,18 @@ class Optimizer:
         norm_type = _clipping.check_norm_type(norm_type, "clip_norm_type")
         if eps is not None:
             eps = _clipping.check_eps(eps, "clip_eps")
+        kind = next(iter(given), None)
+        # Accepted and ignored, a norm type or an ε would let a user believe they clip as torch
+        # or optax does while refnet clips otherwise.
+        if kind not in ("norm", "global_norm") and (norm_type != 2.0 or eps is not None):
+            which = ", ".join(f"{name}={value!r}" for name, value in
+                              (("clip_norm_type", norm_type), ("clip_eps", eps)) if value not in (2.0, None))
+            context = f"with {cls._CLIP_ARGUMENTS[kind]}" if kind else "without clipping"
+            raise ValueError(f"{which} given {context}: clip_norm_type and clip_eps apply to "
+                             f"clip_norm and global_clip_norm only")
         if not given:
             return None
-        ((kind, value),) = given.items()
+        value = given[kind]
         if eps is None:
             eps = cls._CLIP_EPS[convention] if kind == "global_norm" else 0.0
         return {"kind": kind, "threshold": _clipping.check_threshold(value, cls._CLIP_ARGUMENTS[kind]),
@@ -400,6 +432,8 @@ class Optimizer:
         lr = self.lr_at(self._steps)
         if self.clipping is not None:
             grads = plan.clipped(grads, self.clipping)
+        if self.settings["maximize"]:   # PyTorch's maximize: ascend, the caller's gradients untouched
+            grads = plan.negated(grads)
         kernel_args = self._step_arguments(lr)
         for param, grad, state, options in zip(plan.params, grads, plan.states, plan.options):
             scaled_lr = lr * options["lr_scale"]
@@ -585,14 +619,16 @@ class SGD(Optimizer):
     clip_norm_type : float >= 1 or inf, default 2
         The :math:`p` of the norm of ``clip_norm`` and ``global_clip_norm`` (torch's ``norm_type``).
     clip_eps : float >= 0, optional
-        :math:`\varepsilon` in the factor :math:`\min(1, c / (\lVert g\rVert + \varepsilon))`;
-        By default 1e-6 for ``global_clip_norm`` under ``"torch"`` (``clip_grad_norm_``), else 0.
+        :math:`\varepsilon` in the factor :math:`\min(1, c / (\lVert g\rVert + \varepsilon))`
+        of ``clip_norm`` and ``global_clip_norm``; by default 1e-6 for ``global_clip_norm`` under
+        ``"torch"`` (``clip_grad_norm_``), else 0.  With another clipping, or none, a
+        ``clip_norm_type`` other than 2 or any ``clip_eps`` is refused, not ignored.
 
     Raises
     ------
     TypeError, ValueError
-        A hyper-parameter of the wrong type or out of its range, an unknown convention, or an option the
-        ``"lee"`` convention refuses.
+        An unknown keyword argument (a misspelt option), a hyper-parameter of the wrong type or out of
+        its range, an unknown convention, or an option the ``"lee"`` convention refuses.
 
     Examples
     --------
@@ -643,7 +679,6 @@ class SGD(Optimizer):
     def _update(self, param, grad, state, lr, regularisation, _):
         l2, l1, keep = regularisation
         s = self.settings
-        grad = _ascending(grad, s)
         if s["momentum"]:
             # PyTorch copies the first gradient into the buffer undamped.
             dampening = s["dampening"] if self._steps else 0.0
@@ -651,11 +686,6 @@ class SGD(Optimizer):
                                   s["nesterov"], s["lr_in_momentum"], l2, l1, keep)
         else:
             active().sgd(param, grad, lr, l2, l1, keep)
-
-
-def _ascending(grad, settings):
-    """The gradient, negated where the optimizer maximises (PyTorch's ``maximize``)."""
-    return np.negative(grad) if settings["maximize"] else grad
 
 
 class Adagrad(Optimizer):
@@ -740,7 +770,7 @@ class Adagrad(Optimizer):
         s = self.settings
         (key,) = self._state_keys()
         unused = param[:0]
-        active().rmsprop(param, _ascending(grad, s), state[key], unused, unused, lr, 1.0, 1.0, 0.0, False, s["eps"],
+        active().rmsprop(param, grad, state[key], unused, unused, lr, 1.0, 1.0, 0.0, False, s["eps"],
                          s["eps_in_sqrt"], False, s["root_state"], 1.0, l2, l1, keep)
 
 
@@ -904,7 +934,7 @@ class RMSProp(Optimizer):
         unused = param[:0]
         average = state[self._state_keys()[0]]
         old_weight, new_weight = args["weights"]
-        active().rmsprop(param, _ascending(grad, s), average, state.get("grad_avg", unused),
+        active().rmsprop(param, grad, average, state.get("grad_avg", unused),
                          state.get("momentum_buffer", unused), lr, old_weight, new_weight,
                          s["momentum"], s["nesterov"], s["eps"], s["eps_in_sqrt"], s["lr_in_momentum"],
                          s["root_state"], args["bias_correction"], l2, l1, keep)
@@ -1007,7 +1037,7 @@ class Adam(Optimizer):
                  groups=(), **clipping):
         if momentum_decay is not None and isinstance(nesterov, (bool, np.bool_)) and not nesterov:
             raise ValueError("momentum_decay is NAdam's momentum schedule; it needs nesterov=True")
-        if convention == "keras" and nesterov is True and eps_hat is None:
+        if convention == "keras" and isinstance(nesterov, (bool, np.bool_)) and nesterov and eps_hat is None:
             eps_hat = False   # Keras' Nadam adds epsilon to the corrected root, unlike its Adam
         super().__init__(lr, convention, l1=l1, schedule=schedule, groups=groups, **clipping, beta1=beta1,
                          beta2=beta2, eps=eps, weight_decay=weight_decay, decoupled=decoupled,
@@ -1090,7 +1120,7 @@ class Adam(Optimizer):
 
     def _update(self, param, grad, state, lr, regularisation, args):
         l2, l1, keep = regularisation
-        active().adam(param, _ascending(grad, self.settings), state["exp_avg"], state["exp_avg_sq"],
+        active().adam(param, grad, state["exp_avg"], state["exp_avg_sq"],
                       state.get("max_exp_avg_sq", _NO_STATE),
                       lr, *args, l2, l1, keep)
 

@@ -82,8 +82,12 @@ def test_global_norm_clipping_is_the_formula(grads, threshold, p, eps):
     for got, want in zip(clipped, oracle(grads, threshold, p, eps)):
         assert got.dtype == dtype and got.shape == want.shape
         assert_within(got, want, tolerance(dtype))
+    # Clipping never raises the norm and leaves at most the threshold (the factor min(1, c / (n + eps)));
+    # a float32 element scaled into the subnormals may round up by one subnormal unit.
+    # Regression (review of issue 11): this read `or after <= norm`, true of any factor <= 1.
     after = float(long_norm(clipped, p))
-    assert after <= threshold * (1 + 4 * RTOL[dtype]) or after <= norm
+    slack = sum(g.size for g in grads) * float(np.finfo(dtype).smallest_subnormal)
+    assert after <= min(norm, threshold) * (1 + 4 * RTOL[dtype]) + slack
 
 
 @given(gradient_lists(min_value=-1e6, max_value=1e6), st.floats(1e-3, 1e3))
@@ -170,16 +174,14 @@ def test_a_clipped_step_is_the_step_on_clipped_gradients(make, option, function,
     kwargs = {k: v for k, v in extra.items() if k == "convention"}
     clipping = make(**{option: 0.5}, **extra)
     plain = make(**kwargs)
-    buffers = None
+    # (That no step after the first allocates is test_optimizers.py's
+    # test_maximising_and_clipping_allocate_nothing_after_the_first_step.)
     for _ in range(3):
         grads = [3 * rng.standard_normal(p.shape).astype(dtype) for p in params]
         before = [g.copy() for g in grads]
         clipping.step(clipped_params, grads)
         assert all(np.array_equal(g, b) for g, b in zip(grads, before)), "the caller's gradients changed"
         plain.step(params, function(grads, 0.5))
-        # Clipping writes into buffers kept from the first clipped step on (no allocation per step).
-        buffers = buffers or [id(b) for b in clipping._plan._clipped]
-        assert buffers == [id(b) for b in clipping._plan._clipped]
     # The same NumPy passes on the same values (flat or not, the optimizer's buffers or new arrays).
     for got, want in zip(clipped_params, params):
         assert np.array_equal(got, want)

@@ -689,6 +689,27 @@ def test_maximize_ascends_without_touching_the_gradient(each_backend, make):
     np.testing.assert_array_equal(ascended, run(optimizer, [np.ones(4)], [[-grad]] * 3)[0])
 
 
+@pytest.mark.parametrize("clipping", [{}, {"global_clip_norm": 1.0}, {"clip_value": 0.05}], ids=repr)
+@pytest.mark.parametrize("cls", [refnet.SGD, refnet.Adagrad, refnet.RMSProp, refnet.Adam])
+def test_maximising_and_clipping_allocate_nothing_after_the_first_step(cls, clipping):
+    """The negated and clipped gradients go into buffers kept from the first step.  Regression
+    (review of issue 11): maximize allocated a negated copy of every gradient on every step, 80 kB
+    here, where fit's other work allocates nothing per step."""
+    import tracemalloc
+    params, grads = [np.ones(10_000), np.ones(30)], [np.full(10_000, 0.1), np.full(30, -0.1)]
+    optimizer = cls(1e-3, maximize=True, **clipping)
+    optimizer.step(params, grads)
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        for _ in range(3):
+            optimizer.step(params, grads)
+        rise = tracemalloc.get_traced_memory()[1] - start
+    finally:
+        tracemalloc.stop()
+    assert rise < 10_000 * 8 // 4
+
+
 def test_optax_presets_are_optax_defaults():
     """optax/_src/alias.py (commit 2edbcbe): adagrad(initial_accumulator_value=0.1, eps=1e-7), lines 347-351
     (eps inside the root: scale_by_rss, transform.py line 72); rmsprop(decay=0.9, eps=1e-8, initial_scale=0.0,
@@ -735,6 +756,14 @@ def test_bias_correction_pair_of_equal_flags_is_the_flag(each_backend):
                                       _refnet_run(refnet.Adam(LR, bias_correction=flag), start, grads))
 
 
+def test_keras_nadam_adds_eps_to_the_corrected_root_whatever_bool_type():
+    """Keras' Nadam, unlike its Adam, adds epsilon after the bias correction (eps_hat=False).
+    Regression (review of issue 11): NumPy's True, accepted as nesterov, gave Keras' Adam's eps_hat."""
+    for flag in (True, np.True_):
+        assert refnet.Adam(0.1, nesterov=flag, convention="keras").settings["eps_hat"] is False
+    assert refnet.Adam(0.1, nesterov=np.False_, convention="keras").settings["eps_hat"] is True
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @given(g=gradients.filter(lambda x: abs(x) > 1e-2), lr=learning_rates)
 def test_nadam_first_step_closed_form(backend, g, lr):
@@ -746,6 +775,23 @@ def test_nadam_first_step_closed_form(backend, g, lr):
     with refnet.use_backend(backend):
         got = constant_gradient_steps(refnet.Adam(lr, nesterov=True), [g], 1)[0, 0]
     assert got == pytest.approx(want, rel=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nadam_kernel_corrects_v_before_the_root_whatever_correct_first(dtype):
+    """The kernel's NAdam divides v by its correction before the root (as the reference does)
+    whether or not correct_first is also passed.  Regression (review of issue 11): the compiled
+    kernel took the root of the correction when correct_first was False, a step 1/sqrt(c2) off."""
+    from refnet import _core
+    rng = np.random.default_rng(7)
+    grad = rng.standard_normal(33).astype(dtype)
+    results = []
+    for kernel in (_core.adam, reference.adam):
+        param, exp_avg, exp_avg_sq = np.ones(33, dtype), np.full(33, 0.1, dtype), np.full(33, 0.01, dtype)
+        kernel(param, grad, exp_avg, exp_avg_sq, np.empty(0, dtype), 1e-3, 0.9, 0.999, 0.0, 1e-8, 0.1, 0.001,
+               False, False, False, True, 0.9, 0.8, 0.19, 0.0, 0.0, 1.0)
+        results.append(param)
+    np.testing.assert_allclose(*results, rtol=4 * np.finfo(dtype).eps, atol=0)
 
 
 def test_amsgrad_divides_by_the_largest_second_moment_so_far(each_backend):
@@ -846,6 +892,16 @@ def test_load_state_dict_refuses_another_configuration():
     (lambda: refnet.Adagrad(0.1, initial_accumulator=-1), ValueError, "initial_accumulator"),
     (lambda: refnet.Adagrad(0.1, convention="tf"), ValueError, "convention must be one of"),
     (lambda: refnet.SGD(0.1, l1=-1), ValueError, "l1"),
+    # Regression (review of issue 11): the clipping options are collected as **clipping, and a
+    # misspelt one was taken as a setting and silently ignored.
+    (lambda: refnet.SGD(1.0, clipnorm=0.5), TypeError, "unexpected keyword argument 'clipnorm'; did you mean 'clip_norm'"),
+    (lambda: refnet.Adagrad(0.1, clip_vlaue=1.0), TypeError, "unexpected keyword argument 'clip_vlaue'"),
+    (lambda: refnet.RMSProp(0.1, global_clipnorm=1.0), TypeError, "unexpected keyword argument 'global_clipnorm'"),
+    (lambda: refnet.Adam(0.1, betas=(0.9, 0.99)), TypeError, "unexpected keyword argument 'betas'"),
+    # Regression (review of issue 11): a norm type or eps with clipping that has no norm was ignored.
+    (lambda: refnet.SGD(0.1, clip_rms=1.0, clip_eps=1e-6), ValueError, "clip_eps=1e-06 given with clip_rms: .* apply to clip_norm and global"),
+    (lambda: refnet.SGD(0.1, clip_value=1.0, clip_norm_type=1), ValueError, "clip_norm_type=1.0 given with clip_value"),
+    (lambda: refnet.Adam(0.1, clip_eps=0.0), ValueError, "clip_eps=0.0 given without clipping"),
     (lambda: refnet.SGD(0.1, schedule=0.5), TypeError, "schedule"),
     (lambda: refnet.StepDecay(0), ValueError, "step_size"),
     # Python ints beyond float's range: a ValueError naming the argument, not OverflowError.
