@@ -353,6 +353,33 @@ def test_each_planted_mistake_is_named(step, family, convention, hyper, named):
         check_optimizer(step, family, convention, lr=lr, **hyper)
 
 
+def keras_adam_step(params, grads, state, lr, beta1=0.9, beta2=0.999, eps=1e-7):
+    """Keras 3's Adam (keras/src/optimizers/adam.py): the corrections folded into the step size,
+    eps added to the uncorrected root."""
+    t = state["t"] = state.get("t", 0) + 1
+    alpha = lr * np.sqrt(1 - beta2**t) / (1 - beta1**t)
+    for i, (theta, g) in enumerate(zip(params, grads)):
+        m = state[i, "m"] = beta1 * state.get((i, "m"), 0) + (1 - beta1) * g
+        v = state[i, "v"] = beta2 * state.get((i, "v"), 0) + (1 - beta2) * g**2
+        theta -= alpha * m / (np.sqrt(v) + eps)
+
+
+def test_nesterov_and_the_bias_correction_of_m_count_in_every_adam_form():
+    """Regression (review of issue 11): the textbook's eps-hat form ignored Nesterov momentum, so
+    Keras' plain Adam passed as an eps-hat NAdam; under Nesterov it ignored bias_correction of m."""
+    check_optimizer(keras_adam_step, "adam", "keras", lr=1e-3)
+    with pytest.raises(ConformanceError, match="Nesterov"):
+        check_optimizer(keras_adam_step, "adam", "keras", lr=1e-3, nesterov=True, eps_hat=True)
+    check_optimizer(refnet.Adam(1e-3, nesterov=True, eps_hat=True, convention="keras"), "adam", "keras",
+                    lr=1e-3, nesterov=True, eps_hat=True)
+    uncorrected_m = dict(nesterov=True, bias_correction=(False, True))
+    check_optimizer(refnet.Adam(1e-3, **uncorrected_m), "adam", "torch", lr=1e-3, **uncorrected_m)
+    with pytest.raises(ConformanceError):
+        check_optimizer(adam_step(nadam=0.004), "adam", "torch", lr=1e-3, **uncorrected_m)
+    with pytest.raises(ValueError, match="eps_hat=True adds eps to the uncorrected root"):
+        check_optimizer(keras_adam_step, "adam", "keras", lr=1e-3, eps_in_sqrt=True)
+
+
 def test_sgd_dampening_is_torchs_and_clipping_must_be_one_kind():
     def damped(params, grads, state, lr):
         for i, (theta, g) in enumerate(zip(params, grads)):
@@ -360,8 +387,19 @@ def test_sgd_dampening_is_torchs_and_clipping_must_be_one_kind():
             theta -= lr * b
 
     check_optimizer(damped, "sgd", "torch", lr=0.1, momentum=0.9, dampening=0.5)
+    # Regression (review of issue 11): a missing dampening was named as something else, and
+    # refnet's dampening in the velocity form (convention="keras") was refused.
+    with pytest.raises(ConformanceError, match=r"has no dampening\.$"):
+        check_optimizer(refnet.SGD(0.1, momentum=0.9), "sgd", "torch", lr=0.1, momentum=0.9, dampening=0.5)
+    check_optimizer(refnet.SGD(0.1, momentum=0.9, dampening=0.3, convention="keras"), "sgd", "keras",
+                    schedule="step", lr=0.1, momentum=0.9, dampening=0.3)
     with pytest.raises(TypeError, match="at most one of clip_value"):
         check_optimizer(damped, "sgd", lr=0.1, clip_value=1.0, clip_norm=1.0)
+    # Regression (review of issue 11): an eps or a norm type where no norm is taken was ignored.
+    with pytest.raises(TypeError, match="clip_eps and clip_norm_type shape the norm"):
+        check_optimizer(damped, "sgd", lr=0.1, clip_rms=1.0, clip_eps=1e-6)
+    with pytest.raises(TypeError, match="clip_eps and clip_norm_type shape the norm"):
+        check_optimizer(damped, "sgd", lr=0.1, clip_norm_type=1.0)
 
 
 @pytest.mark.parametrize("convention", refnet.optim.CONVENTIONS)

@@ -91,6 +91,7 @@ _TITLES = {"sgd": "SGD", "adagrad": "Adagrad", "rmsprop": "RMSProp", "adam": "Ad
 # Gradient clipping, before the update and before coupled L2 (torch's clip_grad_norm_ then step(),
 # Keras' _clip_gradients, an optax chain(clip..., ...)); at most one kind.
 _CLIP_KINDS = ("clip_value", "clip_norm", "clip_rms", "global_clip_norm")
+_NORM_CLIP_KINDS = ("clip_norm", "global_clip_norm")   # the kinds clip_norm_type and clip_eps apply to
 # PyTorch's maximize (every optimizer) ascends: the gradient negated before anything else.
 _CLIP = dict(clip_value=None, clip_norm=None, clip_rms=None, global_clip_norm=None, clip_norm_type=2.0,
              clip_eps=None, maximize=False)
@@ -134,9 +135,17 @@ def _settings(family, convention, hyper):
         nadam = CONVENTIONS["nadam"].get(convention, CONVENTIONS["nadam"]["optax"])
         settings["momentum_decay"] = nadam["momentum_decay"]
         settings["eps_hat"] = hyper.get("eps_hat", False)
+    if settings.get("eps_hat") and (settings["eps_in_sqrt"] or settings["eps_root"]
+                                    or settings["amsgrad"] == "corrected"):
+        raise ValueError("eps_hat=True adds eps to the uncorrected root; it cannot be combined with eps_in_sqrt, "
+                         "eps_root or amsgrad='corrected', which correct v before the root")
     kinds = [kind for kind in _CLIP_KINDS if settings[kind] is not None]
     if len(kinds) > 1:
         raise TypeError(f"at most one of {', '.join(_CLIP_KINDS)} may be set, got {kinds}")
+    if not set(kinds) & set(_NORM_CLIP_KINDS) and (settings["clip_eps"] is not None
+                                                   or settings["clip_norm_type"] != 2.0):
+        raise TypeError(f"clip_eps and clip_norm_type shape the norm of clip_norm and global_clip_norm; "
+                        f"got them with {kinds or 'no clipping'}")
     if settings["clip_eps"] is None:
         settings["clip_eps"] = _CLIP_EPS.get(convention, 0.0) if kinds == ["global_clip_norm"] else 0.0
     return settings
@@ -189,15 +198,18 @@ def _sgd(s, theta, g, lr, state, t):
     r"""Lee/Sutskever/Keras: :math:`v \leftarrow \mu v - \eta g,\ \theta \leftarrow \theta + v`
     (Nesterov: :math:`\theta \leftarrow \theta + \mu v - \eta g`); PyTorch/optax:
     :math:`b \leftarrow \mu b + (1 - d) g` (:math:`b_1 = g`, d PyTorch's dampening),
-    :math:`\theta \leftarrow \theta - \eta b` (Nesterov: :math:`\eta(g + \mu b)`)."""
+    :math:`\theta \leftarrow \theta - \eta b` (Nesterov: :math:`\eta(g + \mu b)`); dampening in the velocity
+    form as refnet's: :math:`v \leftarrow \mu v - \eta (1 - d) g` after the first step."""
     mu = s["momentum"]
+    # PyTorch's first step copies g into the buffer undamped; in the velocity form likewise.
+    undamped = 1 - s["dampening"] if state else 1.0
     if not mu:
         theta -= lr * g
     elif s["lr_in_momentum"]:
-        v = state["v"] = mu * state.get("v", 0.0) - lr * g
+        v = state["v"] = mu * state.get("v", 0.0) - lr * undamped * g
         theta += mu * v - lr * g if s["nesterov"] else v
     else:
-        b = state["b"] = mu * state["b"] + (1 - s["dampening"]) * g if "b" in state else g.copy()
+        b = state["b"] = mu * state.get("b", 0.0) + undamped * g
         theta -= lr * (g + mu * b if s["nesterov"] else b)
 
 
@@ -266,18 +278,21 @@ def _adam(s, theta, g, lr, state, t):
         if s["amsgrad"]:
             v = state["v_max"] = np.maximum(state.get("v_max", 0.0), v)
         v_hat = v / c2
-    if s["eps_hat"]:
-        theta -= lr * math.sqrt(c2) / c1 * _divide(m, np.sqrt(v) + s["eps"])
-        return
     if s["nesterov"]:
         psi = s["momentum_decay"]
         u_now, u_next = (b1, b1) if psi is None else (b1 * (1 - 0.5 * 0.96 ** (psi * t)),
                                                       b1 * (1 - 0.5 * 0.96 ** (psi * (t + 1))))
         product = state["u_product"] = state.get("u_product", 1.0) * u_now
-        m_hat = u_next * m / (1 - product * u_next) + (1 - u_now) * g / (1 - product)
+        if s["bias_correction_m"]:
+            m_hat = u_next * m / (1 - product * u_next) + (1 - u_now) * g / (1 - product)
+        else:
+            m_hat = u_next * m + (1 - u_now) * g
     else:
         m_hat = m / c1
-    theta -= lr * _divide(m_hat, _denominator(s, v_hat))
+    if s["eps_hat"]:
+        theta -= lr * math.sqrt(c2) * _divide(m_hat, np.sqrt(v) + s["eps"])
+    else:
+        theta -= lr * _divide(m_hat, _denominator(s, v_hat))
 
 
 _UPDATES = {"sgd": _sgd, "adagrad": _adagrad, "rmsprop": _rmsprop, "adam": _adam, "adamw": _adam,
@@ -406,6 +421,8 @@ def _choices(family, expected):
         choices["bias_correction"] = [not expected["bias_correction"]]
     if expected.get("momentum"):
         choices["lr_in_momentum"] = [not expected["lr_in_momentum"]]
+        if expected.get("dampening"):
+            choices["dampening"] = [0.0]
         if family in ("sgd", "rmsprop"):
             choices["nesterov"] = [not expected["nesterov"]]
     if expected.get("weight_decay"):
@@ -415,7 +432,8 @@ def _choices(family, expected):
     if kind is not None:
         # Clipping left out, or another kind with the same threshold; ε on the norm or not.
         choices["clip"] = [(other, None) for other in (None, *_CLIP_KINDS) if other != kind and other != "clip_rms"]
-        choices["clip_eps"] = [v for v in (0.0, 1e-6) if v != expected["clip_eps"]]
+        if kind in _NORM_CLIP_KINDS:
+            choices["clip_eps"] = [v for v in (0.0, 1e-6) if v != expected["clip_eps"]]
     return choices
 
 
@@ -508,6 +526,9 @@ def _describe(expected, variant, values=False):
         phrases.append("NAdam's momentum factor constant at β1 (optax's)" if decay is None else
                        f"NAdam's momentum schedule with ψ = {_number(decay)}"
                        + {0.004: " (PyTorch's)", 1.0: " (Keras')"}.get(decay, ""))
+    if variant.get("dampening", 0.0) != expected.get("dampening", 0.0) and variant.get("momentum"):
+        phrases.append(f"dampening τ = {_number(variant['dampening'])} (PyTorch's)" if variant["dampening"]
+                       else "no dampening")
     if variant.get("lr_in_momentum") != expected.get("lr_in_momentum") and variant.get("momentum"):
         phrases.append(f"the learning rate {'inside' if variant['lr_in_momentum'] else 'outside'} the momentum buffer")
     if variant.get("decoupled") != expected.get("decoupled") and variant.get("weight_decay"):
@@ -518,7 +539,7 @@ def _describe(expected, variant, values=False):
                        else "no maximize (it descends)")
     if any(variant[k] != expected[k] for k in _CLIP_KINDS):
         phrases.append(_clip_phrase(variant))
-    elif variant["clip_eps"] != expected["clip_eps"] and any(variant[k] is not None for k in _CLIP_KINDS[1:]):
+    elif variant["clip_eps"] != expected["clip_eps"] and any(variant[k] is not None for k in _NORM_CLIP_KINDS):
         phrases.append("no ε added to the norm (Keras', optax's)" if variant["clip_eps"] == 0 else
                        f"ε = {_number(variant['clip_eps'])} added to the norm"
                        + (" (PyTorch's clip_grad_norm_)" if variant["clip_eps"] == 1e-6 else ""))
