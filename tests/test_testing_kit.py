@@ -7,6 +7,8 @@ correction, the learning rate inside the momentum buffer, ReLU'(0) = 1, dropout
 scaled twice), and the test checks the kit names that very mistake.
 """
 
+import math
+
 import numpy as np
 import pytest
 
@@ -118,6 +120,16 @@ def test_bad_arguments_are_refused_by_name():
         check_optimizer(torch_adam_step, "adam")
     with pytest.raises(TypeError, match=r"unknown hyper-parameters for adam: \['rho'\]"):
         check_optimizer(torch_adam_step, "adam", lr=1e-3, rho=0.9)
+    # Regression (review of issue 11): values were taken unchecked, to fail later as NumPy errors.
+    for hyper, error, message in [(dict(lr=-1.0), ValueError, r"lr must be in \[0.0, inf\], got -1.0"),
+                                  (dict(lr="fast"), TypeError, "lr must be a real number"),
+                                  (dict(lr=1e-3, beta1=float("nan")), ValueError, "beta1 must be in"),
+                                  (dict(lr=1e-3, eps=math.inf), ValueError, "eps must be in"),
+                                  (dict(lr=1e-3, amsgrad="max"), TypeError, 'amsgrad must be True or False or "corrected"'),
+                                  (dict(lr=1e-3, nesterov=1), TypeError, "nesterov must be True or False"),
+                                  (dict(lr=1e-3, global_clip_norm=-1.0), ValueError, "global_clip_norm must be in")]:
+        with pytest.raises(error, match=message):
+            check_optimizer(torch_adam_step, "adam", **hyper)
     with pytest.raises(TypeError, match="writable .lr"):
         check_optimizer(type("Fixed", (), {"step": lambda self, p, g: None, "lr": property(lambda s: 1)})(),
                         "sgd", lr=0.1, schedule="step")

@@ -24,6 +24,7 @@ and every gradient so far 0) the step is 0.
 
 import itertools
 import math
+import numbers
 
 import numpy as np
 
@@ -112,6 +113,37 @@ _COMMON = {
 }
 
 
+# The ranges of the hyper-parameters a user may give, (low, high, inf allowed).  A value out of
+# range or of the wrong type would surface as a NumPy warning or a nonsense diagnosis; refused by
+# name instead, as refnet's optimizers refuse it.
+_RANGES = {
+    "lr": (0.0, math.inf, False), "beta1": (0.0, 1.0, False), "beta2": (0.0, 1.0, False),
+    "alpha": (0.0, 1.0, False), "momentum": (0.0, 1.0, False), "dampening": (0.0, 1.0, False),
+    "eps": (0.0, math.inf, False), "eps_root": (0.0, math.inf, False), "weight_decay": (0.0, math.inf, False),
+    "initial_accumulator": (0.0, math.inf, False), "momentum_decay": (0.0, math.inf, True),
+    "clip_eps": (0.0, math.inf, False), "clip_norm_type": (1.0, math.inf, True),
+    "initial_average": (0.0, math.inf, False),
+    **{kind: (0.0, math.inf, False) for kind in _CLIP_KINDS},
+}
+_WORDS = {"amsgrad": "corrected", "initial_average": "first"}   # optax's AMSGrad; Lee's first RMSProp step
+_OPTIONAL = ("momentum_decay", "clip_eps", *_CLIP_KINDS)   # None: not used, or the convention's value
+
+
+def _check_value(name, value, default):
+    if (value is None and name in _OPTIONAL) or (isinstance(value, str) and value == _WORDS.get(name)):
+        return
+    if isinstance(default, (bool, np.bool_)):
+        if not isinstance(value, (bool, np.bool_)):
+            also = f' or "{_WORDS[name]}"' if name in _WORDS else ""
+            raise TypeError(f"{name} must be True or False{also}, got {value!r}")
+    elif name in _RANGES:
+        low, high, infinite = _RANGES[name]
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a real number, got {value!r}")
+        if math.isnan(value) or (math.isinf(value) and not infinite) or not low <= value <= high:
+            raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")
+
+
 def _settings(family, convention, hyper):
     if family not in CONVENTIONS:
         raise ValueError(f"family must be one of {list(FAMILIES)}, got {family!r}")
@@ -129,6 +161,8 @@ def _settings(family, convention, hyper):
     unknown = set(hyper) - set(settings) - {"lr"}
     if unknown:
         raise TypeError(f"unknown hyper-parameters for {family}: {sorted(unknown)}; known: lr, {', '.join(settings)}")
+    for name, value in hyper.items():
+        _check_value(name, value, settings.get(name))
     settings.update(hyper)
     if settings.get("nesterov") and "amsgrad" in settings and "momentum_decay" not in hyper:
         # Adam with Nesterov momentum is the convention's NAdam (refnet's Adam(nesterov=True)).
@@ -632,6 +666,9 @@ def check_optimizer(optimizer, family, convention="torch", *, schedule=None, see
     ConformanceError
         Naming the first step and element that differ, the values, and the known
         variant the code follows instead (``error.matches``).
+    TypeError, ValueError
+        An unknown family, convention or hyper-parameter, or a hyper-parameter of the wrong
+        type or out of its range (``lr`` missing, ``beta1`` NaN, ``eps`` negative, ...).
 
     >>> import refnet
     >>> from refnet.testing import check_optimizer
