@@ -104,13 +104,10 @@ def sgd(param, grad, lr, l2, l1, keep):
         The gradient :math:`g = \partial L / \partial\theta`, ``param``'s shape and dtype; only read.
     lr : float
         :math:`\eta`, the learning rate of this step.
-    l2 : float
-        :math:`\lambda_2`, coupled L2: :math:`g \leftarrow g + \lambda_2\theta`; 0 for none.
-    l1 : float
-        :math:`\lambda_1`, L1: :math:`g \leftarrow g + \lambda_1 \operatorname{sgn}\theta`; 0 for none.
-    keep : float
-        :math:`\kappa = 1 - \eta\lambda`, decoupled weight decay :math:`\theta \leftarrow \kappa\theta`
-        (after the penalty gradients are formed); 1 for none.
+    l2, l1, keep : float
+        :math:`\lambda_2` (coupled L2), :math:`\lambda_1` (L1) and :math:`\kappa = 1 - \eta\lambda`
+        (decoupled weight decay), the regularisation of the module notes, applied first; 0, 0
+        and 1 for none.
 
     Returns
     -------
@@ -165,18 +162,15 @@ def sgd_momentum(param, grad, buffer, lr, momentum, dampening, nesterov, lr_in_m
     lr_in_momentum : bool
         :math:`(c, s) = (\eta, 1)`, the learning rate inside the buffer (Lee, Keras); ``False``:
         :math:`(c, s) = (1, \eta)` (PyTorch).
-    l2 : float
-        :math:`\lambda_2`, coupled L2: :math:`g \leftarrow g + \lambda_2\theta`; 0 for none.
-    l1 : float
-        :math:`\lambda_1`, L1: :math:`g \leftarrow g + \lambda_1 \operatorname{sgn}\theta`; 0 for none.
-    keep : float
-        :math:`\kappa = 1 - \eta\lambda`, decoupled weight decay :math:`\theta \leftarrow \kappa\theta`
-        (after the penalty gradients are formed); 1 for none.
+    l2, l1, keep : float
+        :math:`\lambda_2` (coupled L2), :math:`\lambda_1` (L1) and :math:`\kappa = 1 - \eta\lambda`
+        (decoupled weight decay), the regularisation of the module notes, applied first; 0, 0
+        and 1 for none.
 
     Returns
     -------
     ndarray
-        ``param``.
+        ``param``, updated in place (as is ``buffer``).
     """
     g = _regularised(param, grad, l2, l1, keep)
     gain, scale = (lr * (1 - dampening), 1.0) if lr_in_momentum else (1 - dampening, lr)
@@ -276,18 +270,15 @@ def rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight, 
     bias_correction : float
         :math:`c = 1 - \alpha^t`, dividing both averages before the root; 1 for none.  Ignored
         with ``root_state``.
-    l2 : float
-        :math:`\lambda_2`, coupled L2: :math:`g \leftarrow g + \lambda_2\theta`; 0 for none.
-    l1 : float
-        :math:`\lambda_1`, L1: :math:`g \leftarrow g + \lambda_1 \operatorname{sgn}\theta`; 0 for none.
-    keep : float
-        :math:`\kappa = 1 - \eta\lambda`, decoupled weight decay :math:`\theta \leftarrow \kappa\theta`
-        (after the penalty gradients are formed); 1 for none.
+    l2, l1, keep : float
+        :math:`\lambda_2` (coupled L2), :math:`\lambda_1` (L1) and :math:`\kappa = 1 - \eta\lambda`
+        (decoupled weight decay), the regularisation of the module notes, applied first; 0, 0
+        and 1 for none.
 
     Returns
     -------
     ndarray
-        ``param``.
+        ``param``, updated in place (as are ``square_avg`` and a non-empty ``grad_avg`` and ``momentum_buffer``).
     """
     g = _regularised(param, grad, l2, l1, keep)
     if root_state:
@@ -432,18 +423,15 @@ def adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps
     bias_correction1_next : float
         :math:`c_1' = 1 - \prod_{i \le t+1}\mu_i`, 1 without bias correction of :math:`m`; read
         only with ``nesterov``.
-    l2 : float
-        :math:`\lambda_2`, coupled L2: :math:`g \leftarrow g + \lambda_2\theta`; 0 for none.
-    l1 : float
-        :math:`\lambda_1`, L1: :math:`g \leftarrow g + \lambda_1 \operatorname{sgn}\theta`; 0 for none.
-    keep : float
-        :math:`\kappa = 1 - \eta\lambda`, decoupled weight decay :math:`\theta \leftarrow \kappa\theta`
-        (after the penalty gradients are formed); 1 for none.
+    l2, l1, keep : float
+        :math:`\lambda_2` (coupled L2), :math:`\lambda_1` (L1) and :math:`\kappa = 1 - \eta\lambda`
+        (decoupled weight decay), the regularisation of the module notes, applied first; 0, 0
+        and 1 for none.
 
     Returns
     -------
     ndarray
-        ``param``.
+        ``param``, updated in place (as are ``exp_avg``, ``exp_avg_sq`` and a non-empty ``max_exp_avg_sq``).
     """
     g = _regularised(param, grad, l2, l1, keep)
     scale = lr * math.sqrt(bias_correction2) if eps_hat else lr
