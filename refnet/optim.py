@@ -125,7 +125,15 @@ class Constant:
 @dataclasses.dataclass(frozen=True)
 class StepDecay:
     r"""Step decay: :math:`\eta_t = \eta\,\gamma^{\lfloor t / s \rfloor}`, ``t`` steps taken so far
-    (PyTorch's ``StepLR`` stepped once per optimizer step)."""
+    (PyTorch's ``StepLR`` stepped once per optimizer step).
+
+    Parameters
+    ----------
+    step_size : int >= 1
+        :math:`s`, the number of steps between two decays.
+    gamma : float in [0, 1], default 0.1
+        :math:`\gamma`, the factor the learning rate is multiplied by every ``step_size`` steps.
+    """
 
     step_size: int
     gamma: float = 0.1
@@ -144,6 +152,13 @@ class InverseTime:
 
     ``power=1`` is Keras' ``InverseTimeDecay`` (``decay_steps=1``); Lee's
     :math:`\eta^t = \eta/\sqrt{t+1}` is ``InverseTime(decay=1, power=0.5)``.
+
+    Parameters
+    ----------
+    decay : float >= 0, default 1
+        :math:`d`, the rate per step; 0 keeps the learning rate constant.
+    power : float >= 0, default 1
+        :math:`p`, the exponent of :math:`1 + d\,t`.
     """
 
     decay: float = 1.0

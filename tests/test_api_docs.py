@@ -107,29 +107,6 @@ def returns_a_value(function):
     return False
 
 
-# Still without the sections, in modules other branches rework this session (the optimizers and
-# their reference kernels, the conformance kit): written there, then struck from this list, which
-# test_pending_names_still_lack_sections keeps from going stale.
-PENDING = {
-    "refnet.optim.InverseTime", "refnet.optim.StepDecay",
-    "refnet.reference.optimizers.adam", "refnet.reference.optimizers.rmsprop",
-    "refnet.reference.optimizers.sgd", "refnet.reference.optimizers.sgd_momentum",
-    "refnet.testing.adapters.torch_optimizer", "refnet.testing.adapters.keras_optimizer",
-    "refnet.testing.adapters.optax_transformation", "refnet.testing.conformance.join_phrases",
-    "refnet.testing.conformance.parametrize_with_checks",
-    "refnet.testing.optimizers.textbook_trajectory", "refnet.testing.specs.Kernel",
-    "refnet.testing.specs.Kink", "refnet.testing.specs.LayerSpec", "refnet.testing.specs.OptimizerSpec",
-    "refnet.testing.specs.kernel", "refnet.testing.strategies.arrays",
-    "refnet.testing.strategies.floats", "refnet.testing.tolerances.Relative",
-    "refnet.testing.tolerances.Report", "refnet.testing.tolerances.Ulp",
-    "refnet.testing.tolerances.assert_within", "refnet.testing.tolerances.ulp_distance",
-    "refnet.testing.tolerances.ulp_error",
-    # on branch s3-specs, not merged yet
-    "refnet.testing.strategies.edge_values", "refnet.testing.specs.sigmoid_product_tolerance",
-    "refnet.testing.specs.sigmoid_symmetry_tolerance",
-}
-
-
 def public_callables():
     """Each public function and class once; exceptions (their argument is the message) and
     objects made by other libraries (Hypothesis strategies) have no sections of refnet's to check."""
@@ -164,17 +141,9 @@ def missing_sections(obj):
 CALLABLES = list(public_callables())
 
 
-@pytest.mark.parametrize("qualname, obj", [c for c in CALLABLES if c[0] not in PENDING],
-                         ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize("qualname, obj", CALLABLES, ids=lambda v: v if isinstance(v, str) else "")
 def test_public_callable_has_numpydoc_sections(qualname, obj):
     assert not missing_sections(obj), f"{qualname}: no {' or '.join(missing_sections(obj))} section"
-
-
-def test_pending_names_still_lack_sections():
-    """A name documented since must leave PENDING, so that the test covers it."""
-    lacking = {qualname for qualname, obj in CALLABLES if missing_sections(obj)}
-    present = PENDING & {qualname for qualname, _ in CALLABLES}
-    assert present <= lacking, f"documented now, strike from PENDING: {sorted(present - lacking)}"
 
 
 def test_the_section_check_sees_a_bare_docstring():

@@ -95,6 +95,24 @@ def sgd(param, grad, lr, l2, l1, keep):
     With coupled L2 this is Lee's weight decay,
     :math:`\theta \leftarrow (1 - \eta\lambda)\theta - \eta\,\partial L/\partial\theta`,
     equal to decoupled decay with the same :math:`\eta\lambda` (up to rounding).
+
+    Parameters
+    ----------
+    param : ndarray of float32 or float64
+        :math:`\theta`, 1-D; updated in place.
+    grad : ndarray
+        The gradient :math:`g = \partial L / \partial\theta`, ``param``'s shape and dtype; only read.
+    lr : float
+        :math:`\eta`, the learning rate of this step.
+    l2, l1, keep : float
+        :math:`\lambda_2` (coupled L2), :math:`\lambda_1` (L1) and :math:`\kappa = 1 - \eta\lambda`
+        (decoupled weight decay), the regularisation of the module notes, applied first; 0, 0
+        and 1 for none.
+
+    Returns
+    -------
+    ndarray
+        ``param``.
     """
     g = _regularised(param, grad, l2, l1, keep)
     param -= lr * g
@@ -122,6 +140,37 @@ def sgd_momentum(param, grad, buffer, lr, momentum, dampening, nesterov, lr_in_m
     :math:`\tau` scales the gradient entering the buffer, :math:`c \leftarrow (1 - \tau)\,c`
     (on every step but the first, where PyTorch copies :math:`g` into the buffer: the
     caller passes :math:`\tau = 0` there).
+
+    Parameters
+    ----------
+    param : ndarray of float32 or float64
+        :math:`\theta`, 1-D; updated in place.
+    grad : ndarray
+        The gradient :math:`g = \partial L / \partial\theta`, ``param``'s shape and dtype; only read.
+    buffer : ndarray
+        :math:`b` (:math:`-v` with ``lr_in_momentum``), ``param``'s shape and dtype, zeros before
+        the first step; updated in place.
+    lr : float
+        :math:`\eta`, the learning rate of this step.
+    momentum : float
+        :math:`\mu`, the weight of the old buffer.
+    dampening : float
+        :math:`\tau`: the gradient enters the buffer as :math:`(1 - \tau)\,c\,g`; 0 on the first
+        step and for none.
+    nesterov : bool
+        Step by the look-ahead :math:`\mu b + c\,g` instead of :math:`b`.
+    lr_in_momentum : bool
+        :math:`(c, s) = (\eta, 1)`, the learning rate inside the buffer (Lee, Keras); ``False``:
+        :math:`(c, s) = (1, \eta)` (PyTorch).
+    l2, l1, keep : float
+        :math:`\lambda_2` (coupled L2), :math:`\lambda_1` (L1) and :math:`\kappa = 1 - \eta\lambda`
+        (decoupled weight decay), the regularisation of the module notes, applied first; 0, 0
+        and 1 for none.
+
+    Returns
+    -------
+    ndarray
+        ``param``, updated in place (as is ``buffer``).
     """
     g = _regularised(param, grad, l2, l1, keep)
     gain, scale = (lr * (1 - dampening), 1.0) if lr_in_momentum else (1 - dampening, lr)
@@ -182,6 +231,54 @@ def rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, lr, old_weight, 
     :math:`\theta \leftarrow \theta - s\,(\mu B + c\,g/d)`, as SGD's Nesterov.
     :math:`g/d` is formed first: it is of order 1, where :math:`\eta g` could
     underflow for a tiny gradient.
+
+    Parameters
+    ----------
+    param : ndarray of float32 or float64
+        :math:`\theta`, 1-D; updated in place.
+    grad : ndarray
+        The gradient :math:`g = \partial L / \partial\theta`, ``param``'s shape and dtype; only read.
+    square_avg : ndarray
+        :math:`v`, the running average of :math:`g^2` (:math:`\sigma = \sqrt v` with ``root_state``),
+        ``param``'s shape and dtype; updated in place.
+    grad_avg : ndarray
+        :math:`\bar g`, the running average of :math:`g` of the centered form, updated in place;
+        empty for the uncentered form.  Ignored with ``root_state``.
+    momentum_buffer : ndarray
+        :math:`B`, updated in place; empty for no momentum.
+    lr : float
+        :math:`\eta`, the learning rate of this step.
+    old_weight : float
+        :math:`a`, the weight of the old average: :math:`\alpha` (RMSProp), 1 (Adagrad), 0 (Lee's first step).
+    new_weight : float
+        :math:`b`, the weight of the new term: :math:`1 - \alpha` (RMSProp), 1 (Adagrad, Lee's first step).
+    momentum : float
+        :math:`\mu`; read only with a non-empty ``momentum_buffer``.
+    nesterov : bool
+        The look-ahead step :math:`s\,(\mu B + c\,g/d)`; read only with a non-empty ``momentum_buffer``.
+    eps : float
+        :math:`\varepsilon`, where ``eps_in_sqrt`` puts it.
+    eps_in_sqrt : bool
+        :math:`\varepsilon` inside the root,
+        :math:`(\varepsilon_\text{in}, \varepsilon_\text{out}) = (\varepsilon, 0)`; ``False``:
+        outside, :math:`(0, \varepsilon)`.  Ignored with ``root_state``.
+    lr_in_momentum : bool
+        :math:`(c, s) = (\eta, 1)`, the learning rate inside the buffer; ``False``: :math:`(c, s) = (1, \eta)`.
+        Read only with a non-empty ``momentum_buffer``.
+    root_state : bool
+        ``square_avg`` holds :math:`\sigma` (Lee's forms), updated with scaling, and :math:`d = \sigma + \varepsilon`.
+    bias_correction : float
+        :math:`c = 1 - \alpha^t`, dividing both averages before the root; 1 for none.  Ignored
+        with ``root_state``.
+    l2, l1, keep : float
+        :math:`\lambda_2` (coupled L2), :math:`\lambda_1` (L1) and :math:`\kappa = 1 - \eta\lambda`
+        (decoupled weight decay), the regularisation of the module notes, applied first; 0, 0
+        and 1 for none.
+
+    Returns
+    -------
+    ndarray
+        ``param``, updated in place (as are ``square_avg`` and a non-empty ``grad_avg`` and ``momentum_buffer``).
     """
     g = _regularised(param, grad, l2, l1, keep)
     if root_state:
@@ -279,6 +376,62 @@ def adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps
     :math:`\eta\mu_{t+1}/c_1'` and :math:`\eta(1-\mu_t)/c_1` computed once per step.
 
     Coupled L2 here is Adam's ``weight_decay``; decoupled decay (``keep``) is AdamW [Loshchilov]_.
+
+    Parameters
+    ----------
+    param : ndarray of float32 or float64
+        :math:`\theta`, 1-D; updated in place.
+    grad : ndarray
+        The gradient :math:`g = \partial L / \partial\theta`, ``param``'s shape and dtype; only read.
+    exp_avg : ndarray
+        :math:`m`, the first moment, ``param``'s shape and dtype; updated in place.
+    exp_avg_sq : ndarray
+        :math:`v`, the second moment, ``param``'s shape and dtype; updated in place.
+    max_exp_avg_sq : ndarray
+        :math:`\bar v`, AMSGrad's maximum, updated in place; empty for no AMSGrad.
+    lr : float
+        :math:`\eta`, the learning rate of this step.
+    beta1 : float
+        :math:`\beta_1`, the decay of :math:`m`.
+    beta2 : float
+        :math:`\beta_2`, the decay of :math:`v`.
+    eps_in : float
+        :math:`\varepsilon_\text{in}`, inside the root; read only where :math:`\hat v` is formed
+        before the root (``correct_first``, ``nesterov``, or ``amsgrad_corrected`` with AMSGrad).
+    eps_out : float
+        :math:`\varepsilon_\text{out}`, outside the root (:math:`\hat\varepsilon` with ``eps_hat``).
+    bias_correction1 : float
+        :math:`c_1 = 1 - \beta_1^t` (with ``nesterov``, :math:`1 - \prod_{i \le t}\mu_i`); 1 to
+        switch the correction of :math:`m` off.
+    bias_correction2 : float
+        :math:`c_2 = 1 - \beta_2^t`; 1 to switch the correction of :math:`v` off.
+    eps_hat : bool
+        The :math:`\hat\varepsilon` form: :math:`\sqrt{c_2}` folded into the step size
+        :math:`\eta_t`, :math:`v` not divided by :math:`c_2`.
+    correct_first : bool
+        Form :math:`\hat v = v / c_2` before the root, with :math:`\varepsilon_\text{in}` inside
+        it; ``False``: :math:`\sqrt{v}/\sqrt{c_2} + \varepsilon_\text{out}`.
+    amsgrad_corrected : bool
+        With AMSGrad, keep the maximum of :math:`v / c_2` and use it as :math:`\hat v` (optax);
+        ``False``: the maximum of the uncorrected :math:`v` (PyTorch, Keras).
+    nesterov : bool
+        Nesterov-Adam's look-ahead :math:`\hat m`, with :math:`\hat v` formed before the root.
+    mu : float
+        :math:`\mu_t`; read only with ``nesterov``.
+    mu_next : float
+        :math:`\mu_{t+1}`; read only with ``nesterov``.
+    bias_correction1_next : float
+        :math:`c_1' = 1 - \prod_{i \le t+1}\mu_i`, 1 without bias correction of :math:`m`; read
+        only with ``nesterov``.
+    l2, l1, keep : float
+        :math:`\lambda_2` (coupled L2), :math:`\lambda_1` (L1) and :math:`\kappa = 1 - \eta\lambda`
+        (decoupled weight decay), the regularisation of the module notes, applied first; 0, 0
+        and 1 for none.
+
+    Returns
+    -------
+    ndarray
+        ``param``, updated in place (as are ``exp_avg``, ``exp_avg_sq`` and a non-empty ``max_exp_avg_sq``).
     """
     g = _regularised(param, grad, l2, l1, keep)
     scale = lr * math.sqrt(bias_correction2) if eps_hat else lr

@@ -1,10 +1,14 @@
 """Adapters that let :func:`refnet.testing.check_optimizer` drive other libraries' optimizers.
 
 Each adapter is an object with ``step(params, grads)`` on lists of NumPy arrays
-and a writable ``lr``, the protocol the check drives.  Each runs its library in
-float64, as the check's textbook does: PyTorch with float64 tensors and default
-dtype, optax with JAX's 64-bit mode switched on (``jax_enable_x64``, a global JAX
-setting the adapter turns on), Keras with float64 variables and ``floatx``.
+and a writable ``lr``, the protocol the check drives: ``step`` steps copies of the
+arrays in the library (made on the first step, with the library's optimizer) and
+writes the results back into ``params`` in place; ``lr`` is ``None`` before the
+first step, and a value set then is applied once the optimizer is made.  Each
+runs its library in float64, as the check's textbook does: PyTorch with float64
+tensors and default dtype, optax with JAX's 64-bit mode switched on
+(``jax_enable_x64``, a global JAX setting the adapter turns on), Keras with
+float64 variables and ``floatx``.
 The libraries are imported only when an adapter is made (``pip install
 'refnet[conformance]'`` installs optax, JAX and Keras).
 """
@@ -75,6 +79,13 @@ def torch_optimizer(factory, before_step=None):
         ``before_step(tensors)`` runs after the gradients are set and before
         ``step()``: gradient clipping, ``lambda ts: torch.nn.utils.clip_grad_norm_(ts, 1.0)``.
 
+    Returns
+    -------
+    object
+        The adapter (see the module notes), whose first step calls ``factory`` on the tensors it makes.
+
+    Examples
+    --------
     >>> import torch                                             # doctest: +SKIP
     >>> opt = torch_optimizer(lambda ps: torch.optim.RMSprop(ps, lr=0.01))   # doctest: +SKIP
     >>> check_optimizer(opt, "rmsprop", "torch", lr=0.01)        # doctest: +SKIP
@@ -137,6 +148,13 @@ def optax_transformation(transformation):
     transformation : optax.GradientTransformation
         ``optax.adam(1e-3)``, ``optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(0.1))``, ...
 
+    Returns
+    -------
+    object
+        The adapter (see the module notes), with ``transformation``'s state made on its first step.
+
+    Examples
+    --------
     >>> import optax                                                   # doctest: +SKIP
     >>> check_optimizer(optax_transformation(optax.rmsprop(0.01)), "rmsprop", "optax", lr=0.01)  # doctest: +SKIP
     """
@@ -212,6 +230,13 @@ def keras_optimizer(factory):
         A function of no arguments returning a fresh optimizer, e.g.
         ``lambda: keras.optimizers.RMSprop(0.01)``.
 
+    Returns
+    -------
+    object
+        The adapter (see the module notes); it calls ``factory`` once, on its first step.
+
+    Examples
+    --------
     >>> opt = keras_optimizer(lambda: keras.optimizers.Adam(1e-3))     # doctest: +SKIP
     >>> check_optimizer(opt, "adam", "keras", lr=1e-3)                # doctest: +SKIP
     """

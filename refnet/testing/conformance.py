@@ -25,7 +25,18 @@ class ConformanceError(AssertionError):
 
 
 def join_phrases(phrases):
-    """``["a", "b", "c"]`` -> ``"a, b and c"``."""
+    """``["a", "b", "c"]`` -> ``"a, b and c"``.
+
+    Parameters
+    ----------
+    phrases : iterable of str
+        At least one phrase.
+
+    Returns
+    -------
+    str
+        The phrases joined by ``", "``, the last two by ``" and "``; a single phrase as it is.
+    """
     phrases = list(phrases)
     return phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
 
@@ -33,8 +44,21 @@ def join_phrases(phrases):
 def parametrize_with_checks(checks):
     """A ``pytest.mark.parametrize`` over named checks, as scikit-learn's helper of that name.
 
-    ``checks`` maps a test id to a function of no arguments that runs one check
-    (so that each run builds a fresh optimizer)::
+    Parameters
+    ----------
+    checks : dict of str -> callable
+        Maps a test id to a function of no arguments that runs one check (so that each run
+        builds a fresh optimizer).
+
+    Returns
+    -------
+    pytest.MarkDecorator
+        ``pytest.mark.parametrize("check", ...)``: one test per id, whose argument ``check``
+        is that id's function.
+
+    Examples
+    --------
+    ::
 
         from refnet.testing import check_optimizer, check_activation, parametrize_with_checks
 

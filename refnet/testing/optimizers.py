@@ -334,14 +334,30 @@ _UPDATES = {"sgd": _sgd, "adagrad": _adagrad, "rmsprop": _rmsprop, "adam": _adam
 
 
 def textbook_trajectory(family, settings, theta0, grads, lrs, sizes=None):
-    """θ after each step of the textbook update: ``(len(grads) + 1, n)``, row 0 is ``theta0``.
+    """θ after each step of the textbook update.
 
-    ``settings`` are the switches and hyper-parameters (:data:`CONVENTIONS`); the
-    options a convention leaves off (clipping, maximize, momentum, AMSGrad, NAdam,
-    ``eps_root``, ...) may be left out.  ``theta0`` is a flat float64 array;
-    ``grads[t]`` the gradient of step ``t + 1``; ``lrs[t]`` its learning rate;
-    ``sizes`` the sizes of the parameter arrays laid end to end in ``theta0`` (for
-    the per-array clipping; default one array).
+    Parameters
+    ----------
+    family : str
+        One of :data:`FAMILIES`.
+    settings : dict
+        The switches and hyper-parameters (:data:`CONVENTIONS`); the options a convention
+        leaves off (clipping, maximize, momentum, AMSGrad, NAdam, ``eps_root``, ...) may be
+        left out, but a norm clipping needs its ``clip_eps``.
+    theta0 : array_like of shape (n,)
+        θ before the first step, flat; copied as float64.
+    grads : sequence of array_like of shape (n,)
+        ``grads[t]``, the gradient of step ``t + 1``.
+    lrs : sequence of float
+        ``lrs[t]``, the learning rate of step ``t + 1``; one per gradient.
+    sizes : sequence of int, optional
+        The sizes of the parameter arrays laid end to end in ``theta0``, for the per-array
+        clipping (``clip_norm``, ``clip_rms``); by default one array.
+
+    Returns
+    -------
+    ndarray of float64, shape (len(grads) + 1, n)
+        Row ``t`` is θ after ``t`` steps; row 0 is ``theta0``.
     """
     settings = {**_COMMON[family], **_OFF, **settings}
     theta, state = np.array(theta0, dtype=np.float64), {}

@@ -37,7 +37,17 @@ __all__ = ["CORRECTLY_ROUNDED", "Kink", "Kernel", "LayerSpec", "OptimizerSpec", 
 
 @dataclasses.dataclass(frozen=True)
 class Kink:
-    """A point where a function is not differentiable, and the derivative refnet takes there."""
+    """A point where a function is not differentiable, and the derivative refnet takes there.
+
+    Parameters
+    ----------
+    at : float
+        The input where the function is not differentiable.
+    derivative : float
+        The derivative refnet takes there.
+    rule : str
+        The choice in words, and whose convention it follows.
+    """
 
     at: float
     derivative: float
@@ -46,22 +56,39 @@ class Kink:
 
 @dataclasses.dataclass(frozen=True)
 class Kernel:
-    """One reference kernel (``refnet.reference.<name>``, twin ``refnet._core.<name>``)."""
+    """One reference kernel (``refnet.reference.<name>``, twin ``refnet._core.<name>``).
+
+    Parameters
+    ----------
+    name : str
+        The kernel's name in :mod:`refnet.reference` and :mod:`refnet._core`.
+    family : str
+        The module of :mod:`refnet.reference` it lives in (``"activations"``, ``"dense"``,
+        ``"dropout"``, ``"losses"``, ``"optimizers"``).
+    kinks : tuple of Kink, default ()
+        Its points of non-differentiability, with the derivative taken at each.
+    conformance : str, optional
+        The :func:`~refnet.testing.check_activation` name that checks its public function;
+        ``None`` if none does.
+    accuracy : dict of str -> tolerance, default empty
+        dtype name -> largest error against the exact value (an extended-precision oracle), for
+        the kernels whose accuracy is proven and measured; empty for the others.
+    twin : dict of str -> tolerance or callable, default empty
+        dtype name -> largest distance between the compiled kernel and its reference, or, where
+        it depends on the arguments (a sum along a row), a function of the kernel's arguments (a
+        dict as :meth:`arguments` draws them) returning it, documented by its first line; empty
+        where the spec has none.  :meth:`twin_tolerance` gives it for given arguments.
+    inputs : str, optional
+        The name of the function in :mod:`refnet.testing.strategies` drawing valid arguments
+        of this kernel; :meth:`arguments` calls it.
+    """
 
     name: str
     family: str
     kinks: tuple = ()
     conformance: str = None
-    #: dtype name -> largest error against the exact value (an extended-precision oracle), for
-    #: the kernels whose accuracy is proven and measured; empty for the others.
     accuracy: dict = dataclasses.field(default_factory=dict)
-    #: dtype name -> largest distance between the compiled kernel and its reference, or, where
-    #: it depends on the arguments (a sum along a row), a function of the kernel's arguments (a
-    #: dict as :meth:`arguments` draws them) returning it, documented by its first line; empty
-    #: where the spec has none.  :meth:`twin_tolerance` gives it for given arguments.
     twin: dict = dataclasses.field(default_factory=dict)
-    #: The name of the function in :mod:`refnet.testing.strategies` drawing valid arguments
-    #: of this kernel; :meth:`arguments` calls it.
     inputs: str = None
 
     def arguments(self):
@@ -83,8 +110,19 @@ class Kernel:
 
 @dataclasses.dataclass(frozen=True)
 class LayerSpec:
-    """A public layer class: the kernels its forward and backward passes run, and a small
-    float64 instance (``example()``, a fresh one per call) taking inputs of width ``n_in``."""
+    """A public layer class, the kernels its passes run, and a small instance to check.
+
+    Parameters
+    ----------
+    cls : type
+        The layer class.
+    kernels : tuple of str
+        The names of the reference kernels its forward and backward passes run.
+    example : callable
+        ``example()`` returns a fresh small float64 instance of ``cls``.
+    n_in : int
+        The width of the example's input.
+    """
 
     cls: type
     kernels: tuple
@@ -95,13 +133,26 @@ class LayerSpec:
 @dataclasses.dataclass(frozen=True)
 class OptimizerSpec:
     """A public optimizer class: the conformance family it implements, configurations to check
-    against the textbook, and the kernel paths to check its compiled twin along."""
+    against the textbook, and the kernel paths to check its compiled twin along.
+
+    Parameters
+    ----------
+    cls : type
+        The optimizer class.
+    family : str
+        The :func:`~refnet.testing.check_optimizer` family it implements (a key of
+        :data:`refnet.testing.optimizers.CONVENTIONS`).
+    configurations : tuple of dict
+        Hyper-parameters to check against the textbook in every convention, each given both to
+        ``cls`` (with the ``convention``) and to :func:`~refnet.testing.check_optimizer`.
+    kernel_paths : tuple of dict, default ()
+        Constructor arguments covering every path of the compiled kernel (each convention,
+        every structural variant and regularisation term), for the compiled-versus-reference tests.
+    """
 
     cls: type
     family: str
     configurations: tuple
-    #: Constructor arguments covering every path of the compiled kernel (each convention,
-    #: every structural variant and regularisation term), for the compiled-versus-reference tests.
     kernel_paths: tuple = ()
 
 
@@ -291,6 +342,16 @@ def sigmoid_product_tolerance(dtype):
     its bound times u/4.  s is within its bound times u (s < 1); s (1 - s) moves by
     the absolute value of 1 - 2s (at most 1) times that.  1 - s is exact for s >= 1/2 (Sterbenz) and rounded by at most
     s u/2 <= u/4 below; the product, below 1/4, by u/8.
+
+    Parameters
+    ----------
+    dtype : float32 or float64
+        The dtype of ``z`` and of the kernels' results.
+
+    Returns
+    -------
+    float
+        The bound, in units of ``u``.
     """
     return _bound("sigmoid_derivative", dtype) / 4 + _bound("sigmoid", dtype) + 3 / 8
 
@@ -302,10 +363,36 @@ def sigmoid_symmetry_tolerance(dtype):
     Of σ(z) and σ(-z) one is at least 1/2 (error at most its bound times u), the other at most
     1/2 (its bound times u/2); 1 - s in float64 is exact for s >= 1/2 and rounded by at most
     2^-54 otherwise (a fraction 2^-54 / u of ``dtype``'s u).
+
+    Parameters
+    ----------
+    dtype : float32 or float64
+        The dtype of ``z`` and of the kernel's results.
+
+    Returns
+    -------
+    float
+        The bound, in units of ``u``.
     """
     return 1.5 * _bound("sigmoid", dtype) + 2.0**-54 / UNIT_ROUNDOFF[np.dtype(dtype)]
 
 
 def kernel(name):
-    """The spec of the kernel called ``name``."""
+    """The spec of the kernel called ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A kernel's name, as in :data:`KERNELS`.
+
+    Returns
+    -------
+    Kernel
+        Its spec.
+
+    Raises
+    ------
+    StopIteration
+        No kernel has that name.
+    """
     return next(spec for spec in KERNELS if spec.name == name)

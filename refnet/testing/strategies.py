@@ -16,14 +16,43 @@ DTYPES = (np.float32, np.float64)
 
 
 def floats(dtype, **kwargs):
-    """Hypothesis floats of a NumPy dtype; subnormals and ±0 included, NaN and ±inf not by default."""
+    """Hypothesis floats of a NumPy dtype; subnormals and ±0 included, NaN and ±inf not by default.
+
+    Parameters
+    ----------
+    dtype : float32 or float64
+        The dtype whose values are drawn.
+    **kwargs
+        Passed to ``hypothesis.strategies.floats`` (``min_value``, ``max_value``,
+        ``allow_subnormal``, ...); ``allow_nan`` and ``allow_infinity`` default to False.
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Python floats, each exactly a value of ``dtype``.
+    """
     kwargs.setdefault("allow_nan", False)
     kwargs.setdefault("allow_infinity", False)
     return st.floats(width=np.finfo(dtype).bits, **kwargs)
 
 
 def arrays(dtype, shape, **kwargs):
-    """Arrays of ``dtype`` with elements from :func:`floats`."""
+    """Arrays of ``dtype`` with elements from :func:`floats`.
+
+    Parameters
+    ----------
+    dtype : float32 or float64
+        The arrays' dtype.
+    shape : int, tuple of int, or a strategy of them
+        The arrays' shape, as ``hypothesis.extra.numpy.arrays`` takes it.
+    **kwargs
+        Passed to :func:`floats` for the elements.
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Arrays of ``dtype`` and ``shape``.
+    """
     return hynp.arrays(dtype, shape, elements=floats(dtype, **kwargs))
 
 
@@ -51,7 +80,20 @@ def dtype_and_array(draw, shape=shapes, **kwargs):
 
 def edge_values(dtype):
     """The values where kernels go wrong: ±0, the smallest subnormal, values either side of the
-    kinks at 0, ±1, the exponential's over/underflow region and ±the largest finite value."""
+    kinks at 0, ±1, the exponential's over/underflow region and ±the largest finite value.
+
+    Parameters
+    ----------
+    dtype : type
+        ``numpy.float32`` or ``numpy.float64``: a scalar type, called on each value.
+
+    Returns
+    -------
+    list of float
+        24 values of ``dtype``: each of 0, the smallest subnormal, the smallest normal,
+        ``eps``, 1, 36, 40, 88, 700, 800 and the largest finite value, followed by its
+        negation (so 0 and -0 appear twice each).
+    """
     info = np.finfo(dtype)
     edges = [0.0, -0.0, float(info.smallest_subnormal), float(info.tiny), float(info.eps), 1.0, 36.0, 40.0,
              88.0, 700.0, 800.0, float(info.max)]

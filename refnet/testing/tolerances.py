@@ -28,8 +28,21 @@ UNIT_ROUNDOFF = {np.dtype(np.float32): 2.0**-24, np.dtype(np.float64): 2.0**-53}
 def ulp_error(got, exact, dtype):
     r""":math:`|\mathrm{got} - \mathrm{exact}|` in units of the spacing at ``exact`` rounded to ``dtype``.
 
-    ``exact`` is an extended-precision (``np.longdouble``) oracle.  0.5 means
-    correctly rounded; in the subnormal range the unit is the subnormal spacing.
+    0.5 means correctly rounded; in the subnormal range the unit is the subnormal spacing.
+
+    Parameters
+    ----------
+    got : array_like
+        The computed values, of ``dtype``.
+    exact : array_like of longdouble
+        An extended-precision (``np.longdouble``) oracle, broadcastable with ``got``.
+    dtype : float32 or float64
+        The dtype whose spacing is the unit.
+
+    Returns
+    -------
+    ndarray of longdouble
+        The error elementwise; exactly 0 where ``got`` equals ``exact`` rounded to ``dtype``.
     """
     rounded = np.asarray(exact).astype(dtype)
     spacing = np.spacing(np.abs(rounded)).astype(np.longdouble)
@@ -42,15 +55,43 @@ def ulp_distance(a, b):
 
     NumPy's ``assert_array_max_ulp`` returns these counts; an infinite ``maxulp``
     makes it only measure (it returns an extra leading axis, removed here).
+
+    Parameters
+    ----------
+    a, b : array_like
+        Floats of one dtype, broadcast together.
+
+    Returns
+    -------
+    ndarray
+        The counts, of the broadcast shape, as floats of that dtype.
     """
     a, b = np.broadcast_arrays(np.asarray(a), np.asarray(b))
     return np.testing.assert_array_max_ulp(a, b, maxulp=np.inf).reshape(a.shape)
 
 
 class Report(NamedTuple):
-    """The outcome of a comparison: whether it ``holds``, the worst element's ``error`` (in the
-    tolerance's unit), its ``index``, its ``got`` and ``want`` values, how many elements fail,
-    and the index of the ``first`` that fails (in C order; ``None`` if none does)."""
+    """The outcome of a comparison, naming its worst element.
+
+    Attributes
+    ----------
+    holds : bool
+        Whether every element is within the tolerance.
+    error : float
+        The worst element's error, in ``unit``; a NaN error (a NaN compared with a number)
+        counts as inf, and no elements give 0.
+    index : tuple of int
+        The worst element's index in the broadcast shape of ``got`` and ``want``.
+    got, want : float
+        The values at ``index`` (NaN for no elements).
+    failures : int
+        How many elements are out of tolerance.
+    unit : str
+        The unit of ``error``: ``"ulp"``, ``"x tolerance"`` (1 = at the limit) or
+        ``"(1 = differs)"``.
+    first : tuple of int or None, default None
+        The index of the first element out of tolerance, in C order; ``None`` if none is.
+    """
 
     holds: bool
     error: float
@@ -97,7 +138,13 @@ class Exact:
 
 @dataclasses.dataclass(frozen=True)
 class Ulp:
-    """At most ``maxulp`` representable floats between ``got`` and ``want`` (same dtype)."""
+    """At most ``maxulp`` representable floats between ``got`` and ``want`` (same dtype).
+
+    Parameters
+    ----------
+    maxulp : float
+        The largest :func:`ulp_distance` allowed.
+    """
 
     maxulp: float
 
@@ -108,7 +155,17 @@ class Ulp:
 @dataclasses.dataclass(frozen=True)
 class Relative:
     r""":math:`|got - want| \le \text{rtol}\,|want| + \text{atol}`; the error is reported in
-    units of that allowance (1 = at the limit)."""
+    units of that allowance (1 = at the limit).
+
+    Computed in float64; ``got == want`` (NaN with NaN included) holds whatever the allowance.
+
+    Parameters
+    ----------
+    rtol : float
+        The relative part of the allowance.
+    atol : float or ndarray, default 0
+        The absolute part; an array is broadcast against ``want`` (an allowance per element).
+    """
 
     rtol: float
     atol: float = 0.0
@@ -124,7 +181,27 @@ class Relative:
 
 
 def assert_within(got, want, tolerance, what="result"):
-    """Raise ``AssertionError`` with the report unless ``got`` is within ``tolerance`` of ``want``."""
+    """Raise ``AssertionError`` with the report unless ``got`` is within ``tolerance`` of ``want``.
+
+    Parameters
+    ----------
+    got, want : array_like
+        Compared elementwise, broadcast together.
+    tolerance : Exact, Ulp or Relative
+        Any object whose ``compare(got, want)`` returns a :class:`Report`.
+    what : str, default "result"
+        Names the compared values in the message.
+
+    Returns
+    -------
+    Report
+        The report, which holds.
+
+    Raises
+    ------
+    AssertionError
+        ``"{what}: {report}"`` where the report does not hold.
+    """
     report = tolerance.compare(got, want)
     if not report.holds:
         raise AssertionError(f"{what}: {report}")
