@@ -611,6 +611,8 @@ def dense(x, weight, bias, activation=None, slope=DEFAULT_LEAKY_SLOPE):
     output, z : ndarray, shape (rows, n_out)
         :math:`f(z)` and the pre-activation :math:`z`, which :func:`dense_backward` takes.
 
+    Examples
+    --------
     >>> import numpy as np, refnet
     >>> a, z = refnet.dense(np.ones((1, 2)), np.eye(2), np.array([0.0, -3.0]), "relu")
     >>> a, z
@@ -711,6 +713,8 @@ def dropout(z, p, rng, *, mode="inverted", out=None):
     mask : ndarray of bool
         True where the unit was kept; :func:`dropout_backward` takes it.
 
+    Examples
+    --------
     >>> import numpy as np, refnet
     >>> y, mask = refnet.dropout(np.ones(6), 0.5, np.random.default_rng(0))
     >>> y, mask

@@ -155,6 +155,8 @@ def gradcheck(target, x, y=None, *, loss=None, eps=1e-6, atol=1e-4, seed=0, mode
     TypeError
         For float32 inputs or parameters (see the module doc for why).
 
+    Examples
+    --------
     >>> import numpy as np, refnet
     >>> net = refnet.Sequential([refnet.Dense(3, 2, activation="tanh", seed=0)])
     >>> refnet.gradcheck(net, np.ones((4, 3))).max_error < 1e-6

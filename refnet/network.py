@@ -266,6 +266,8 @@ class Sequential:
     layers : sequence of Layer
         Layers with parameters (Dense, PReLU) must share one dtype.
 
+    Examples
+    --------
     >>> import numpy as np, refnet
     >>> net = refnet.Sequential([refnet.Dense(2, 3, seed=0), refnet.ReLU(), refnet.Dense(3, 1, seed=1)])
     >>> net.forward(np.zeros((4, 2))).shape

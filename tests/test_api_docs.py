@@ -146,6 +146,20 @@ def test_public_callable_has_numpydoc_sections(qualname, obj):
     assert not missing_sections(obj), f"{qualname}: no {' or '.join(missing_sections(obj))} section"
 
 
+def section_before_examples(obj):
+    """The numpydoc heading the docstring's first ``>>>`` line falls under (None: no heading)."""
+    doc = inspect.getdoc(obj) or ""
+    headings = re.findall(r"^(\w[\w ]*)\n-{3,}$", doc[:doc.find(">>>")], re.M) if ">>>" in doc else []
+    return headings[-1] if headings else None
+
+
+@pytest.mark.parametrize("qualname, obj", CALLABLES, ids=lambda v: v if isinstance(v, str) else "")
+def test_examples_sit_under_an_examples_heading(qualname, obj):
+    """numpydoc reads ``>>>`` lines after Raises or Returns as more entries of that section (the
+    rendered page showed ``>>> import refnet`` as an exception type)."""
+    assert section_before_examples(obj) in (None, "Examples"), f"{qualname}: >>> lines under a heading"
+
+
 def test_the_section_check_sees_a_bare_docstring():
     def bare(x):
         """A summary and nothing else."""

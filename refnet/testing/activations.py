@@ -111,6 +111,8 @@ def check_activation(fn, name, dtype=np.float64, *, seed=0, **settings):
         Naming the first input that differs and, at a kink or for a slope, the
         value the code uses (``error.matches``).
 
+    Examples
+    --------
     >>> import numpy as np, refnet
     >>> from refnet.testing import check_activation
     >>> check_activation(refnet.relu_derivative, "relu_derivative")

@@ -74,6 +74,8 @@ def check_dropout(fn, p, mode="inverted", *, seed=0):
         Naming what differs (dropped fraction, training scale, test scale) and
         the convention the code follows (``error.matches``).
 
+    Examples
+    --------
     >>> import refnet
     >>> from refnet.testing import check_dropout
     >>> check_dropout(refnet.Dropout(0.3, seed=0), 0.3)

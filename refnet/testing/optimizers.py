@@ -686,6 +686,8 @@ def check_optimizer(optimizer, family, convention="torch", *, schedule=None, see
         An unknown family, convention or hyper-parameter, or a hyper-parameter of the wrong
         type or out of its range (``lr`` missing, ``beta1`` NaN, ``eps`` negative, ...).
 
+    Examples
+    --------
     >>> import refnet
     >>> from refnet.testing import check_optimizer
     >>> check_optimizer(refnet.RMSProp(lr=0.01, convention="keras"), "rmsprop", "keras", lr=0.01)
