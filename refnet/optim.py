@@ -93,7 +93,6 @@ import copy
 import dataclasses
 import difflib
 import fnmatch
-import inspect
 import math
 import numbers
 import operator
@@ -327,11 +326,11 @@ class Optimizer:
                  global_clip_norm=None, clip_norm_type=2.0, clip_eps=None, **given):
         # The subclasses collect the clipping options as **clipping, so a misspelt option (Keras'
         # `clipnorm`) would arrive here among the settings; refuse it as Python refuses a bad keyword.
-        accepted = [name for function in (type(self).__init__, Optimizer.__init__)
-                    for name, p in inspect.signature(function).parameters.items()
-                    if p.kind is p.POSITIONAL_OR_KEYWORD or p.kind is p.KEYWORD_ONLY]
-        for name in given.keys() - set(accepted):
-            close = difflib.get_close_matches(name, accepted, n=1)
+        # The settings a class declares (not its signature: a user's subclass may pass **kwargs on).
+        settings_names = set(self._DEFAULTS).union(*self._PRESETS.values())
+        for name in given.keys() - settings_names:
+            known = sorted(settings_names | set(self._CLIP_ARGUMENTS.values()) | self._KEYWORDS)
+            close = difflib.get_close_matches(name, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {name!r}{hint}")
         if convention not in CONVENTIONS:
@@ -370,6 +369,8 @@ class Optimizer:
         return f"{type(self).__name__}(lr={self.lr!r}, convention={self.convention!r}, {options})"
 
     _CLIP_ARGUMENTS = {"value": "clip_value", "norm": "clip_norm", "rms": "clip_rms", "global_norm": "global_clip_norm"}
+    # The keywords every optimizer takes besides its settings and the four clipping thresholds.
+    _KEYWORDS = {"lr", "convention", "l1", "schedule", "groups", "clip_norm_type", "clip_eps"}
 
     @classmethod
     def _checked_clipping(cls, convention, thresholds, norm_type, eps):
@@ -386,10 +387,13 @@ class Optimizer:
         # Accepted and ignored, a norm type or an ε would let a user believe they clip as torch
         # or optax does while refnet clips otherwise.
         if kind not in ("norm", "global_norm") and (norm_type != 2.0 or eps is not None):
-            which = ", ".join(f"{name}={value!r}" for name, value in
-                              (("clip_norm_type", norm_type), ("clip_eps", eps)) if value not in (2.0, None))
+            given_here = []
+            if norm_type != 2.0:
+                given_here.append(f"clip_norm_type={norm_type!r}")
+            if eps is not None:
+                given_here.append(f"clip_eps={eps!r}")
             context = f"with {cls._CLIP_ARGUMENTS[kind]}" if kind else "without clipping"
-            raise ValueError(f"{which} given {context}: clip_norm_type and clip_eps apply to "
+            raise ValueError(f"{', '.join(given_here)} given {context}: clip_norm_type and clip_eps apply to "
                              f"clip_norm and global_clip_norm only")
         if not given:
             return None
@@ -447,7 +451,7 @@ class Optimizer:
         lr = self.lr_at(self._steps)
         if self.clipping is not None:
             grads = plan.clipped(grads, self.clipping)
-        if self.settings["maximize"]:   # PyTorch's maximize: ascend, the caller's gradients untouched
+        if self.settings.get("maximize", False):   # PyTorch's maximize: ascend, the caller's gradients untouched
             grads = plan.negated(grads)
         kernel_args = self._step_arguments(lr)
         for param, grad, state, options in zip(plan.params, grads, plan.states, plan.options):

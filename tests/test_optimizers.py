@@ -689,6 +689,24 @@ def test_maximize_ascends_without_touching_the_gradient(each_backend, make):
     np.testing.assert_array_equal(ascended, run(optimizer, [np.ones(4)], [[-grad]] * 3)[0])
 
 
+def test_a_subclass_passing_keywords_on_is_an_optimizer_like_its_base():
+    """Regression (review of this fix): the check of unknown keywords read the subclass's signature,
+    so a subclass taking **kwargs refused its base's own settings."""
+    class WarmSGD(refnet.SGD):
+        def __init__(self, lr, warm_steps=3, **kwargs):
+            super().__init__(lr, **kwargs)
+            self.warm_steps = warm_steps
+
+    class MyAdam(refnet.Adam):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+
+    assert WarmSGD(0.1, momentum=0.9, clip_norm=1.0).settings["momentum"] == 0.9
+    assert MyAdam(1e-3, amsgrad=True).settings["amsgrad"] is True
+    with pytest.raises(TypeError, match="WarmSGD\\(\\) got an unexpected keyword argument 'momentm'"):
+        WarmSGD(0.1, momentm=0.9)
+
+
 @pytest.mark.parametrize("clipping", [{}, {"global_clip_norm": 1.0}, {"clip_value": 0.05}], ids=repr)
 @pytest.mark.parametrize("cls", [refnet.SGD, refnet.Adagrad, refnet.RMSProp, refnet.Adam])
 def test_maximising_and_clipping_allocate_nothing_after_the_first_step(cls, clipping):
@@ -902,6 +920,9 @@ def test_load_state_dict_refuses_another_configuration():
     (lambda: refnet.SGD(0.1, clip_rms=1.0, clip_eps=1e-6), ValueError, "clip_eps=1e-06 given with clip_rms: .* apply to clip_norm and global"),
     (lambda: refnet.SGD(0.1, clip_value=1.0, clip_norm_type=1), ValueError, "clip_norm_type=1.0 given with clip_value"),
     (lambda: refnet.Adam(0.1, clip_eps=0.0), ValueError, "clip_eps=0.0 given without clipping"),
+    (lambda: refnet.SGD(0.1, clip_value=1.0, clip_eps=2.0), ValueError, "^clip_eps=2.0 given with clip_value"),
+    (lambda: refnet.SGD(0.1, clip_rms=1.0, clip_norm_type=3, clip_eps=2.0), ValueError,
+     "^clip_norm_type=3.0, clip_eps=2.0 given with clip_rms"),
     (lambda: refnet.SGD(0.1, schedule=0.5), TypeError, "schedule"),
     (lambda: refnet.StepDecay(0), ValueError, "step_size"),
     # Python ints beyond float's range: a ValueError naming the argument, not OverflowError.
