@@ -127,7 +127,9 @@ def test_bad_arguments_are_refused_by_name():
                                   (dict(lr=1e-3, eps=math.inf), ValueError, "eps must be in"),
                                   (dict(lr=1e-3, amsgrad="max"), TypeError, 'amsgrad must be True or False or "corrected"'),
                                   (dict(lr=1e-3, nesterov=1), TypeError, "nesterov must be True or False"),
-                                  (dict(lr=1e-3, global_clip_norm=-1.0), ValueError, "global_clip_norm must be in")]:
+                                  (dict(lr=1e-3, global_clip_norm=-1.0), ValueError, "global_clip_norm must be in"),
+                                  (dict(lr=1e-3, beta2=1.0), ValueError, r"beta2 must be in \[0.0, 1.0\), got 1.0"),
+                                  (dict(lr=1e-3, clip_value=0.0), ValueError, r"clip_value must be in \(0.0, inf\]")]:
         with pytest.raises(error, match=message):
             check_optimizer(torch_adam_step, "adam", **hyper)
     with pytest.raises(TypeError, match="writable .lr"):
@@ -384,6 +386,9 @@ def test_nesterov_and_the_bias_correction_of_m_count_in_every_adam_form():
         check_optimizer(keras_adam_step, "adam", "keras", lr=1e-3, nesterov=True, eps_hat=True)
     check_optimizer(refnet.Adam(1e-3, nesterov=True, eps_hat=True, convention="keras"), "adam", "keras",
                     lr=1e-3, nesterov=True, eps_hat=True)
+    # ... and the search tries that form, so an eps-hat NAdam checked as Keras' Nadam is named.
+    with pytest.raises(ConformanceError, match=r"Your NAdam has ε = 1e-7 added to the uncorrected root"):
+        check_optimizer(refnet.Adam(1e-3, nesterov=True, eps_hat=True, convention="keras"), "nadam", "keras", lr=1e-3)
     uncorrected_m = dict(nesterov=True, bias_correction=(False, True))
     check_optimizer(refnet.Adam(1e-3, **uncorrected_m), "adam", "torch", lr=1e-3, **uncorrected_m)
     with pytest.raises(ConformanceError):
@@ -408,9 +413,9 @@ def test_sgd_dampening_is_torchs_and_clipping_must_be_one_kind():
     with pytest.raises(TypeError, match="at most one of clip_value"):
         check_optimizer(damped, "sgd", lr=0.1, clip_value=1.0, clip_norm=1.0)
     # Regression (review of issue 11): an eps or a norm type where no norm is taken was ignored.
-    with pytest.raises(TypeError, match="clip_eps and clip_norm_type shape the norm"):
+    with pytest.raises(ValueError, match="clip_eps and clip_norm_type shape the norm"):
         check_optimizer(damped, "sgd", lr=0.1, clip_rms=1.0, clip_eps=1e-6)
-    with pytest.raises(TypeError, match="clip_eps and clip_norm_type shape the norm"):
+    with pytest.raises(ValueError, match="clip_eps and clip_norm_type shape the norm"):
         check_optimizer(damped, "sgd", lr=0.1, clip_norm_type=1.0)
 
 

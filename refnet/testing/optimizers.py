@@ -113,18 +113,18 @@ _COMMON = {
 }
 
 
-# The ranges of the hyper-parameters a user may give, (low, high, inf allowed).  A value out of
-# range or of the wrong type would surface as a NumPy warning or a nonsense diagnosis; refused by
-# name instead, as refnet's optimizers refuse it.
+# The ranges of the hyper-parameters a user may give, as refnet's optimizers bound them: a value
+# out of range or of the wrong type would surface as a NumPy warning or a diagnosis of NaN
+# trajectories, so it is refused by name.  (low, high, brackets); inf only where _INFINITE says.
 _RANGES = {
-    "lr": (0.0, math.inf, False), "beta1": (0.0, 1.0, False), "beta2": (0.0, 1.0, False),
-    "alpha": (0.0, 1.0, False), "momentum": (0.0, 1.0, False), "dampening": (0.0, 1.0, False),
-    "eps": (0.0, math.inf, False), "eps_root": (0.0, math.inf, False), "weight_decay": (0.0, math.inf, False),
-    "initial_accumulator": (0.0, math.inf, False), "momentum_decay": (0.0, math.inf, True),
-    "clip_eps": (0.0, math.inf, False), "clip_norm_type": (1.0, math.inf, True),
-    "initial_average": (0.0, math.inf, False),
-    **{kind: (0.0, math.inf, False) for kind in _CLIP_KINDS},
+    "lr": (0.0, math.inf, "[]"), "beta1": (0.0, 1.0, "[)"), "beta2": (0.0, 1.0, "[)"),
+    "alpha": (0.0, 1.0, "[)"), "momentum": (0.0, 1.0, "[]"), "dampening": (0.0, 1.0, "[]"),
+    "eps": (0.0, math.inf, "[]"), "eps_root": (0.0, math.inf, "[]"), "weight_decay": (0.0, math.inf, "[]"),
+    "initial_accumulator": (0.0, math.inf, "[]"), "initial_average": (0.0, math.inf, "[]"),
+    "momentum_decay": (0.0, math.inf, "[]"), "clip_eps": (0.0, math.inf, "[]"),
+    "clip_norm_type": (1.0, math.inf, "[]"), **{kind: (0.0, math.inf, "(]") for kind in _CLIP_KINDS},
 }
+_INFINITE = ("momentum_decay", "clip_norm_type")   # NAdam's constant momentum (optax); the max norm
 _WORDS = {"amsgrad": "corrected", "initial_average": "first"}   # optax's AMSGrad; Lee's first RMSProp step
 _OPTIONAL = ("momentum_decay", "clip_eps", *_CLIP_KINDS)   # None: not used, or the convention's value
 
@@ -137,11 +137,13 @@ def _check_value(name, value, default):
             also = f' or "{_WORDS[name]}"' if name in _WORDS else ""
             raise TypeError(f"{name} must be True or False{also}, got {value!r}")
     elif name in _RANGES:
-        low, high, infinite = _RANGES[name]
+        low, high, brackets = _RANGES[name]
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
             raise TypeError(f"{name} must be a real number, got {value!r}")
-        if math.isnan(value) or (math.isinf(value) and not infinite) or not low <= value <= high:
-            raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")
+        above = value > low if brackets[0] == "(" else value >= low
+        below = value < high if brackets[1] == ")" else value <= high
+        if not (above and below) or (math.isinf(value) and name not in _INFINITE):   # NaN fails both
+            raise ValueError(f"{name} must be in {brackets[0]}{low}, {high}{brackets[1]}, got {value!r}")
 
 
 def _settings(family, convention, hyper):
@@ -178,7 +180,7 @@ def _settings(family, convention, hyper):
         raise TypeError(f"at most one of {', '.join(_CLIP_KINDS)} may be set, got {kinds}")
     if not set(kinds) & set(_NORM_CLIP_KINDS) and (settings["clip_eps"] is not None
                                                    or settings["clip_norm_type"] != 2.0):
-        raise TypeError(f"clip_eps and clip_norm_type shape the norm of clip_norm and global_clip_norm; "
+        raise ValueError(f"clip_eps and clip_norm_type shape the norm of clip_norm and global_clip_norm; "
                         f"got them with {kinds or 'no clipping'}")
     if settings["clip_eps"] is None:
         settings["clip_eps"] = _CLIP_EPS.get(convention, 0.0) if kinds == ["global_clip_norm"] else 0.0
@@ -496,7 +498,8 @@ def _apply(variant, key, value):
 
 
 def _valid(variant):
-    return not (variant.get("eps_hat") and (variant.get("eps_in_sqrt") or variant.get("nesterov")
+    """The combinations ``_settings`` accepts (the ε-hat form corrects v after the root)."""
+    return not (variant.get("eps_hat") and (variant.get("eps_in_sqrt") or variant.get("eps_root")
                                              or variant.get("amsgrad") == "corrected"))
 
 
