@@ -54,7 +54,7 @@ def targets():
         for library, name, bound in (("torch", "torch", 2 if batch == "128" else 3), ("sklearn", "MLPClassifier", 2)):
             rows.append((f"epoch batch {batch}: {name} / refnet", (EPOCH, (library, batch)), (EPOCH, ("refnet", batch)),
                          1, ">=", bound))
-            rows.append((f"{CEILING}{name} / the epoch's products alone", (EPOCH, (library, batch)), products,
+            rows.append((f"{CEILING}batch {batch}: {name} / the epoch's products alone", (EPOCH, (library, batch)), products,
                          1, ">=", bound))
     for function, dtype in itertools.product(("sigmoid", "tanh"), DTYPES):
         refnet_row = ("peers.Transcendental.time_forward", (function, "refnet", dtype))
@@ -69,12 +69,12 @@ def targets():
         if rule in TORCH_RULES:
             rows.append((f"{rule} {dtype}: torch.optim (foreach) / refnet", (TORCH_STEP, (rule, dtype)), refnet_row,
                          1, ">=", 4))
-            rows.append((f"{CEILING}torch.optim / the one-thread streaming floor", (TORCH_STEP, (rule, dtype)),
+            rows.append((f"{CEILING}{rule} {dtype}: torch.optim / one thread streaming its bytes", (TORCH_STEP, (rule, dtype)),
                          (STREAM, (dtype,)), 2 / BYTES_PER_ELEMENT[rule], ">=", 4))
     for dtype in DTYPES:
         rows.append((f"adam {dtype}: torch fused Adam / refnet", (TORCH_STEP, ("adam_fused", dtype)),
                      (STEP, ("adam", "compiled", dtype, "1")), 1, ">=", 1))
-        rows.append((f"{CEILING}fused Adam / the one-thread streaming floor", (TORCH_STEP, ("adam_fused", dtype)),
+        rows.append((f"{CEILING}adam {dtype}: fused Adam / one thread streaming its bytes", (TORCH_STEP, ("adam_fused", dtype)),
                      (STREAM, (dtype,)), 2 / BYTES_PER_ELEMENT["adam"], ">=", 1))
     for batch in ("128", "16"):
         rows.append((f"epoch batch {batch}: peak memory / needed", ("peers.AdamEpochMemory.track_peak_over_needed", (batch,)),
@@ -98,16 +98,18 @@ def main(argv):
         paths = [max(files, key=lambda f: f.stat().st_mtime)]
     runs = [read(path) for path in paths]
     print("\n".join(map(str, paths)))
-    print(f"{'target':66s} {'ratio':>8s}  bound   met" + ("   each run" if len(runs) > 1 else ""))
-    for what, numerator, denominator, scale, comparison, bound in targets():
+    rows = targets()
+    width = max(len(row[0]) for row in rows)
+    print(f"{'target':{width}s} {'ratio':>8s}  bound   met" + ("   each run" if len(runs) > 1 else ""))
+    for what, numerator, denominator, scale, comparison, bound in rows:
         measured = [r for r in (ratio(values, numerator, denominator, scale) for values in runs) if r is not None]
         if not measured:
-            print(f"{what:66s} {'-':>8s}  {comparison} {bound:<4}  (not measured)")
+            print(f"{what:{width}s} {'-':>8s}  {comparison} {bound:<4}  (not measured)")
             continue
         median = statistics.median(measured)
         met = median >= bound if comparison == ">=" else median <= bound
         each = "  " + " ".join(f"{r:.2f}" for r in measured) if len(runs) > 1 else ""
-        print(f"{what:66s} {median:8.2f}  {comparison} {bound:<4}  {'yes' if met else 'NO '}{each}")
+        print(f"{what:{width}s} {median:8.2f}  {comparison} {bound:<4}  {'yes' if met else 'NO '}{each}")
 
 
 if __name__ == "__main__":

@@ -109,8 +109,8 @@ class EpochMatmulBaseline:
         self.acts = {b: [random_array((b, w), dtype, seed=3) for w in WIDTHS] for b in set(self.batches)}
 
     def time_epoch_matmuls(self, dtype, batch):
-        for batch in self.batches:
-            acts = self.acts[batch]
+        for rows in self.batches:
+            acts = self.acts[rows]
             for i, weight in enumerate(self.weights):
                 acts[i] @ weight                      # forward
                 acts[i].T @ acts[i + 1]               # grad W = xᵀ δ (δ has the output's shape)
