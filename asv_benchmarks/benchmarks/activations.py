@@ -5,7 +5,7 @@ import numpy as np
 import refnet
 from refnet.testing.specs import KERNELS
 
-from .common import BACKENDS, DTYPES, Benchmark, random_array
+from .common import BACKENDS, DTYPES, Benchmark, Warm, random_array
 
 SIZE = 1_000_000
 # The elementwise activations and their derivatives (the kernels the conformance kit checks), from the specs.
@@ -66,7 +66,7 @@ class RowWise(Benchmark):
         self.call()
 
 
-class StreamingBaseline:
+class StreamingBaseline(Warm):
     """A copy of the same bytes: the memory-bandwidth floor for an elementwise kernel."""
 
     params = [DTYPES]

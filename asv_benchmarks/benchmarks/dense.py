@@ -13,7 +13,7 @@ import numpy as np
 import refnet
 from refnet.network import PlainSGD
 
-from .common import BACKENDS, DTYPES, Benchmark, random_array
+from .common import BACKENDS, DTYPES, Benchmark, Warm, random_array
 
 # (batch, n_in, n_out): one overhead-dominated layer, one product-dominated.
 LAYERS = {"small": (32, 64, 64), "large": (256, 784, 512)}
@@ -42,7 +42,7 @@ class DenseForwardBackward(Benchmark):
         self.layer.backward(self.grad)
 
 
-class DenseMatmulBaseline:
+class DenseMatmulBaseline(Warm):
     """The three bare products of the same shapes: x W, xᵀ δ and δ Wᵀ."""
 
     params = [list(LAYERS), DTYPES]
@@ -88,7 +88,7 @@ class TrainingEpoch(Benchmark):
                          epochs=1, batch_size=BATCH, seed=0)
 
 
-class EpochMatmulBaseline:
+class EpochMatmulBaseline(Warm):
     """The products that epoch performs, as bare NumPy matmuls of the same shapes.
 
     Per batch: a forward product per layer, a weight-gradient product per layer,

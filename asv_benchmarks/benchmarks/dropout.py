@@ -11,7 +11,7 @@ import numpy as np
 
 import refnet
 
-from .common import BACKENDS, DTYPES, Benchmark, random_array
+from .common import BACKENDS, DTYPES, Benchmark, Warm, random_array
 
 SIZE = 10_000_000
 P = 0.5   # the hardest case for a branch on the mask bit
@@ -45,7 +45,7 @@ class Backward(Benchmark):
         refnet.dropout_backward(self.grad, self.mask, P, out=self.out)
 
 
-class Floors:
+class Floors(Warm):
     """What the targets are ratios of: drawing the random numbers, and copying the array."""
 
     params = [DTYPES]
