@@ -22,6 +22,9 @@ import numpy as np
 from libc.math cimport fabs, INFINITY
 
 
+include "_threads.pxi"
+
+
 # --- sigmoid and tanh ---------------------------------------------------------
 
 # Branch-free exp and expm1 and the elementwise loops over them, one clone per instruction
@@ -87,95 +90,112 @@ def _select_isa(str widest="avx512"):
 _select_isa()
 
 
-cdef inline void _sigmoid(const floating* z, floating* out, Py_ssize_t n) noexcept nogil:
-    """out := 1 / (1 + exp(-z))"""
+cdef inline void _sigmoid(const floating* z, floating* out, Py_ssize_t start,
+                          Py_ssize_t stop) noexcept nogil:
+    """out := 1 / (1 + exp(-z)), over [start, stop)"""
     if floating is float:
-        refnet_vmath.sigmoid_f(z, out, n)
+        refnet_vmath.sigmoid_f(z + start, out + start, stop - start)
     else:
-        refnet_vmath.sigmoid_d(z, out, n)
+        refnet_vmath.sigmoid_d(z + start, out + start, stop - start)
 
 
-cdef inline void _sigmoid_derivative(const floating* z, floating* out, Py_ssize_t n) noexcept nogil:
-    """out := sigma(z) * sigma(-z)"""
+cdef inline void _sigmoid_derivative(const floating* z, floating* out, Py_ssize_t start,
+                                     Py_ssize_t stop) noexcept nogil:
+    """out := sigma(z) * sigma(-z), over [start, stop)"""
     if floating is float:
-        refnet_vmath.sigmoid_derivative_f(z, out, n)
+        refnet_vmath.sigmoid_derivative_f(z + start, out + start, stop - start)
     else:
-        refnet_vmath.sigmoid_derivative_d(z, out, n)
+        refnet_vmath.sigmoid_derivative_d(z + start, out + start, stop - start)
 
 
 cdef inline void _sigmoid_backward(const floating* grad_output, const floating* z, floating* out,
-                                   Py_ssize_t n) noexcept nogil:
-    """out := grad_output * sigma(z) * sigma(-z)"""
+                                   Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
+    """out := grad_output * sigma(z) * sigma(-z), over [start, stop)"""
     if floating is float:
-        refnet_vmath.sigmoid_backward_f(grad_output, z, out, n)
+        refnet_vmath.sigmoid_backward_f(grad_output + start, z + start, out + start, stop - start)
     else:
-        refnet_vmath.sigmoid_backward_d(grad_output, z, out, n)
+        refnet_vmath.sigmoid_backward_d(grad_output + start, z + start, out + start, stop - start)
 
 
-cdef inline void _tanh(const floating* z, floating* out, Py_ssize_t n) noexcept nogil:
-    """out := tanh(z)"""
+cdef inline void _tanh(const floating* z, floating* out, Py_ssize_t start,
+                       Py_ssize_t stop) noexcept nogil:
+    """out := tanh(z), over [start, stop)"""
     if floating is float:
-        refnet_vmath.tanh_f(z, out, n)
+        refnet_vmath.tanh_f(z + start, out + start, stop - start)
     else:
-        refnet_vmath.tanh_d(z, out, n)
+        refnet_vmath.tanh_d(z + start, out + start, stop - start)
 
 
-cdef inline void _tanh_derivative(const floating* z, floating* out, Py_ssize_t n) noexcept nogil:
-    """out := sech(z)^2"""
+cdef inline void _tanh_derivative(const floating* z, floating* out, Py_ssize_t start,
+                                  Py_ssize_t stop) noexcept nogil:
+    """out := sech(z)^2, over [start, stop)"""
     if floating is float:
-        refnet_vmath.tanh_derivative_f(z, out, n)
+        refnet_vmath.tanh_derivative_f(z + start, out + start, stop - start)
     else:
-        refnet_vmath.tanh_derivative_d(z, out, n)
+        refnet_vmath.tanh_derivative_d(z + start, out + start, stop - start)
 
 
 cdef inline void _tanh_backward(const floating* grad_output, const floating* z, floating* out,
-                                Py_ssize_t n) noexcept nogil:
-    """out := grad_output * sech(z)^2"""
+                                Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
+    """out := grad_output * sech(z)^2, over [start, stop)"""
     if floating is float:
-        refnet_vmath.tanh_backward_f(grad_output, z, out, n)
+        refnet_vmath.tanh_backward_f(grad_output + start, z + start, out + start, stop - start)
     else:
-        refnet_vmath.tanh_backward_d(grad_output, z, out, n)
+        refnet_vmath.tanh_backward_d(grad_output + start, z + start, out + start, stop - start)
 
+
+# Split across threads as the optimizer updates are (_threads.pxi): one thread unless
+# refnet.set_num_threads asks for more, the same bits for any count.
 
 def sigmoid(const floating[::1] z, floating[::1] out):
-    if z.shape[0]:
-        with nogil:
-            _sigmoid(&z[0], &out[0], z.shape[0])
+    cdef Py_ssize_t n = z.shape[0], blocks = _blocks(n), block
+    for block in prange(blocks, nogil=True, schedule="static", num_threads=blocks,
+                        use_threads_if=blocks > 1):
+        _sigmoid(&z[0], &out[0], _block_start(n, blocks, block), _block_start(n, blocks, block + 1))
     return out.base
 
 
 def sigmoid_derivative(const floating[::1] z, floating[::1] out):
-    if z.shape[0]:
-        with nogil:
-            _sigmoid_derivative(&z[0], &out[0], z.shape[0])
+    cdef Py_ssize_t n = z.shape[0], blocks = _blocks(n), block
+    for block in prange(blocks, nogil=True, schedule="static", num_threads=blocks,
+                        use_threads_if=blocks > 1):
+        _sigmoid_derivative(&z[0], &out[0], _block_start(n, blocks, block),
+                           _block_start(n, blocks, block + 1))
     return out.base
 
 
 def sigmoid_backward(const floating[::1] grad_output, const floating[::1] z, floating[::1] out):
-    if z.shape[0]:
-        with nogil:
-            _sigmoid_backward(&grad_output[0], &z[0], &out[0], z.shape[0])
+    cdef Py_ssize_t n = z.shape[0], blocks = _blocks(n), block
+    for block in prange(blocks, nogil=True, schedule="static", num_threads=blocks,
+                        use_threads_if=blocks > 1):
+        _sigmoid_backward(&grad_output[0], &z[0], &out[0], _block_start(n, blocks, block),
+                         _block_start(n, blocks, block + 1))
     return out.base
 
 
 def tanh(const floating[::1] z, floating[::1] out):
-    if z.shape[0]:
-        with nogil:
-            _tanh(&z[0], &out[0], z.shape[0])
+    cdef Py_ssize_t n = z.shape[0], blocks = _blocks(n), block
+    for block in prange(blocks, nogil=True, schedule="static", num_threads=blocks,
+                        use_threads_if=blocks > 1):
+        _tanh(&z[0], &out[0], _block_start(n, blocks, block), _block_start(n, blocks, block + 1))
     return out.base
 
 
 def tanh_derivative(const floating[::1] z, floating[::1] out):
-    if z.shape[0]:
-        with nogil:
-            _tanh_derivative(&z[0], &out[0], z.shape[0])
+    cdef Py_ssize_t n = z.shape[0], blocks = _blocks(n), block
+    for block in prange(blocks, nogil=True, schedule="static", num_threads=blocks,
+                        use_threads_if=blocks > 1):
+        _tanh_derivative(&z[0], &out[0], _block_start(n, blocks, block),
+                        _block_start(n, blocks, block + 1))
     return out.base
 
 
 def tanh_backward(const floating[::1] grad_output, const floating[::1] z, floating[::1] out):
-    if z.shape[0]:
-        with nogil:
-            _tanh_backward(&grad_output[0], &z[0], &out[0], z.shape[0])
+    cdef Py_ssize_t n = z.shape[0], blocks = _blocks(n), block
+    for block in prange(blocks, nogil=True, schedule="static", num_threads=blocks,
+                        use_threads_if=blocks > 1):
+        _tanh_backward(&grad_output[0], &z[0], &out[0], _block_start(n, blocks, block),
+                      _block_start(n, blocks, block + 1))
     return out.base
 
 

@@ -60,9 +60,9 @@ cdef void _bias_activation_rows(int code, const floating* bias__o, floating slop
                 zi = z[o]
                 out[o] = zi * (1 if zi > 0 else slope)
         elif code == SIGMOID:
-            _sigmoid(z, out, n_out)
+            _sigmoid(z, out, 0, n_out)
         elif code == TANH:
-            _tanh(z, out, n_out)
+            _tanh(z, out, 0, n_out)
         elif out != z:
             for o in range(n_out):
                 out[o] = z[o]
@@ -89,9 +89,9 @@ cdef void _delta_rows(int code, const floating* grad_output__ro, const floating*
             for o in range(n_out):
                 gz[o] = g[o] * (1 if z[o] > 0 else slope)   # vectorises, as in the forward pass
         elif code == SIGMOID:
-            _sigmoid_backward(g, z, gz, n_out)
+            _sigmoid_backward(g, z, gz, 0, n_out)
         elif code == TANH:
-            _tanh_backward(g, z, gz, n_out)
+            _tanh_backward(g, z, gz, 0, n_out)
         elif gz != g:
             for o in range(n_out):
                 gz[o] = g[o]

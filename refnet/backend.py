@@ -102,7 +102,7 @@ def active():
 
 
 def get_num_threads():
-    """Threads the compiled optimizer updates may use (1 unless :func:`set_num_threads` said more).
+    """Threads the compiled updates and sigmoid/tanh kernels may use (1 unless :func:`set_num_threads` said more).
 
     Returns
     -------
@@ -113,12 +113,13 @@ def get_num_threads():
 
 
 def set_num_threads(threads):
-    """Let the compiled optimizer updates split arrays of 2 x 8,192 elements or more across ``threads``.
+    """Let the compiled elementwise kernels split arrays of 2 x 8,192 elements or more across ``threads``.
 
-    The default, 1, leaves the cores to BLAS, whose own threads run the matrix
-    products of a training step (two pools on the same cores slow training
-    many-fold).  More threads pay for updates of large arrays outside such a
-    loop.  OpenMP's limit (``OMP_NUM_THREADS``, ``threadpoolctl``) still caps the
+    The kernels are the optimizer updates and the sigmoid and tanh functions
+    with their derivatives and backward passes.  The default, 1, leaves the
+    cores to BLAS, whose own threads run the matrix products of a training step
+    (two pools on the same cores slow training many-fold).  More threads pay for
+    large arrays outside such a loop.  OpenMP's limit (``OMP_NUM_THREADS``, ``threadpoolctl``) still caps the
     count, a build without OpenMP uses one thread, and the results are the same
     bits for any count.  Process-wide, unlike the backend.
 

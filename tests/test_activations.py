@@ -1,5 +1,9 @@
 """Activations: compiled equals reference, the closed forms hold, gradients match finite differences."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import assume, example, given
@@ -434,3 +438,43 @@ def test_prelu_out_overlapping_the_slope_is_computed_as_if_separate(backend):
         expected_input, _ = refnet.prelu_backward(2 * np.ones((3, 2)), -np.ones((3, 2)), slope.copy())
         refnet.prelu_backward(2 * np.ones((3, 2)), -np.ones((3, 2)), slope, out=(buffer, None))
         np.testing.assert_array_equal(buffer, expected_input)
+
+
+# The kernels refnet.set_num_threads splits (its docstring names them), as the compiled module
+# names them; each takes (z, out) or (grad_output, z, out).
+SPLIT_KERNELS = ("sigmoid", "sigmoid_derivative", "sigmoid_backward", "tanh", "tanh_derivative",
+                 "tanh_backward")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in Linux's /proc")
+@pytest.mark.parametrize("omp_threads", ["2", "3", "7"])
+def test_split_sigmoid_and_tanh_give_the_same_bits_and_start_threads_only_when_asked(tmp_path, omp_threads):
+    """Two, three and seven threads (more than the cores, which OpenMP runs anyway) cut an odd
+    length into uneven blocks; each block's loop must give the one-thread bits, edges
+    included.  By default no thread starts."""
+    script = (
+        "import os, sys, numpy as np, refnet\n"
+        "from refnet import _core\n"
+        "count = lambda: len(os.listdir('/proc/self/task'))\n"
+        "z = np.ones(3 * 2**16 + 37); before = count()\n"
+        "_core.sigmoid(z, z.copy()); assert count() == before, (before, count())\n"
+        "refnet.set_num_threads(8); _core.sigmoid(z, z.copy())\n"
+        "assert count() > before or _core._openmp_threads() == 1, (before, count())\n"
+        "rng = np.random.default_rng(0)\n"
+        "for dtype in (np.float32, np.float64):\n"
+        "    info = np.finfo(dtype)\n"
+        "    z = (30 * rng.standard_normal(3 * 2**16 + 37)).astype(dtype)\n"
+        "    z[:9] = [0, -0.0, np.inf, -np.inf, np.nan, info.tiny / 4, -info.max, info.max, 1e-30]\n"
+        "    g = rng.standard_normal(z.size).astype(dtype)\n"
+        "    for name in sys.argv[1:]:\n"
+        "        kernel = getattr(_core, name)\n"
+        "        args = (g, z) if name.endswith('_backward') else (z,)\n"
+        "        refnet.set_num_threads(1); one = kernel(*args, np.empty_like(z))\n"
+        "        refnet.set_num_threads(8); split = kernel(*args, np.empty_like(z))\n"
+        "        assert np.array_equal(one, split, equal_nan=True), (name, dtype)\n"
+        "        assert np.array_equal(np.signbit(one), np.signbit(split)), (name, dtype)\n"
+    )
+    # From another directory: run from the repository, `import refnet` would find the source folder.
+    result = subprocess.run([sys.executable, "-c", script, *SPLIT_KERNELS], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS=omp_threads))
+    assert result.returncode == 0, result.stderr

@@ -23,7 +23,7 @@ import numpy as np
 import refnet
 
 from . import activations
-from .common import DTYPES, random_array
+from .common import DTYPES, THREADS, Benchmark, Warm, random_array
 from .dense import WIDTHS, _mnist
 
 LIBRARIES = ["refnet", "torch", "sklearn"]
@@ -56,7 +56,7 @@ def refnet_network(dtype="float32"):
     ])
 
 
-class AdamEpoch:
+class AdamEpoch(Warm):
     """One epoch of Adam (lr 1e-3), 784-256-256-10 ReLU, float32, on the MNIST test images."""
 
     params = [LIBRARIES, BATCHES]
@@ -152,13 +152,20 @@ class AdamEpochMemory:
     track_peak_over_needed.unit = "ratio"
 
 
-class Transcendental:
-    """sigmoid and tanh of 10^7 elements, refnet vs torch; ``StreamingCopy`` is the floor."""
+class Transcendental(Benchmark):
+    """sigmoid and tanh of 10^7 elements, refnet vs torch; ``StreamingCopy`` is the floor.
 
-    params = [["sigmoid", "tanh"], ["refnet", "torch"], DTYPES]
-    param_names = ["function", "library", "dtype"]
+    refnet runs on one thread (its default, the target) and on every core
+    (``refnet.set_num_threads``); torch always runs on its own default pool.
+    """
 
-    def setup(self, function, library, dtype):
+    params = [["sigmoid", "tanh"], ["refnet", "torch"], DTYPES, THREADS]
+    param_names = ["function", "library", "dtype", "threads"]
+
+    def setup(self, function, library, dtype, threads):
+        if library != "refnet" and threads != "1":
+            raise NotImplementedError("only refnet's threads are set here; torch runs its default pool")
+        self.setup_threads(threads)
         z = random_array(ACTIVATION_SIZE, dtype)
         out = np.empty_like(z)
         if library == "refnet":
@@ -170,7 +177,7 @@ class Transcendental:
             kernel = getattr(torch, function)
             self.run = lambda: kernel(tz, out=tout)
 
-    def time_forward(self, function, library, dtype):
+    def time_forward(self, function, library, dtype, threads):
         self.run()
 
 
@@ -193,7 +200,7 @@ TORCH_RULES = {
 }
 
 
-class TorchStep:
+class TorchStep(Warm):
     """One torch.optim step on 10^7 parameters; compare with ``optimizers.Step`` (refnet)."""
 
     params = [list(TORCH_RULES), DTYPES]
@@ -204,13 +211,12 @@ class TorchStep:
         param = torch.nn.Parameter(torch.from_numpy(random_array(STEP_SIZE, dtype)))
         param.grad = torch.from_numpy(random_array(STEP_SIZE, dtype, seed=1))
         self.optimizer = TORCH_RULES[rule](torch, [param])
-        self.optimizer.step()   # state allocated outside the timing
 
     def time_step(self, rule, dtype):
         self.optimizer.step()
 
 
-class DenseLayer:
+class DenseLayer(Warm):
     """A ReLU dense layer's forward and backward, refnet vs torch (shapes of ``dense.LAYERS``)."""
 
     params = [["small", "large"], ["refnet", "torch"], DTYPES]
