@@ -2,7 +2,8 @@
 
 Each class times every library it lists; a library that is not installed (torch, scikit-learn)
 is skipped (``NotImplementedError`` in ``setup``), never an error.  Everything runs with the
-defaults a user has: no thread variables, each library's own thread pools.  ``ratios.py``
+defaults a user has: no thread variables, each library's own thread pools; refnet's sigmoid and
+tanh are also timed with ``refnet.set_num_threads`` at every core (``threads="all"``).  ``ratios.py``
 turns a results file into the target ratios:
 
 * epoch, 784-256-256-10 ReLU, Adam, float32, the 10,000 MNIST test images: refnet at least
