@@ -8,12 +8,14 @@ prints the median ratio and each run's.  A row whose benchmarks are missing or s
 (torch or scikit-learn not installed, no MNIST files) says so.  Indented ``ceiling`` rows divide
 the peer by a floor no implementation here can go below (the epoch's matrix products alone; one
 thread streaming the update's bytes): where a ceiling misses its bound, so must the target.
-Indented ``all cores`` rows repeat a target with ``refnet.set_num_threads`` at every core.
+Indented ``all cores`` rows repeat a target with ``refnet.set_num_threads`` at every core
+(against the same floors: ``np.copyto`` stays one thread).
 """
 
 import ast
 import itertools
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -90,9 +92,13 @@ def targets():
 
 
 def ratio(values, numerator, denominator, scale):
+    """scale * numerator / denominator, or None where either was not measured (asv stores a
+    skipped combination as NaN, a missing benchmark not at all)."""
     top = values.get(numerator)
     bottom = 1.0 if denominator is None else values.get(denominator)
-    return None if top is None or bottom is None else scale * top / bottom
+    if top is None or bottom is None or math.isnan(top) or math.isnan(bottom):
+        return None
+    return scale * top / bottom
 
 
 def main(argv):
