@@ -628,11 +628,23 @@ def test_a_real_sigint_never_leaves_a_torn_step():
     must match, and the history so far must be kept.
     """
     import signal
-    import threading
-    import time
 
     x, y = _blobs(64)
     timing = np.random.default_rng(0)
+    # Python's own handler, whatever the process inherited: a shell starts a background job
+    # with SIGINT ignored, and Python then installs none.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _interrupt_fits(x, y, timing)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
+
+
+def _interrupt_fits(x, y, timing):
+    import signal
+    import threading
+    import time
+
     torn = interrupted = 0
     for attempt in range(40):
         layers = [refnet.Dense(4, 16, activation="tanh", seed=attempt)]
