@@ -689,3 +689,48 @@ def test_a_file_with_deeply_nested_json_is_refused_cleanly(tmp_path):
     np.savez(path, __refnet__=np.array("refnet.Sequential/1"), __layers__=np.array("[" * 100_000 + "]" * 100_000))
     with pytest.raises(ValueError, match="no valid layer list"):
         refnet.Sequential.load(path)
+
+
+@pytest.mark.parametrize(("loss", "checker", "targets_of"), [
+    ("softmax_cross_entropy", "labels", lambda y: y),
+    ("binary_cross_entropy_with_logits", "_in_unit_interval", lambda y: np.eye(3)[y]),
+    ("cross_entropy", "_in_unit_interval", lambda y: np.eye(3)[y]),
+])
+def test_fit_checks_its_targets_once_not_on_every_batch(monkeypatch, loss, checker, targets_of):
+    """The issue's lean step: fit validates its inputs up front, then feeds the kernels (8 batches
+    here, each once checked again before)."""
+    from refnet import _validate, losses
+
+    module = _validate if checker == "labels" else losses
+    original, calls = getattr(module, checker), []
+
+    def counted(array, name, *args):
+        if name in ("labels", "targets"):
+            calls.append(name)
+        return original(array, name, *args)
+
+    monkeypatch.setattr(module, checker, counted)
+    x, y = _blobs(128)
+    net = refnet.Sequential([refnet.Dense(4, 3, activation="sigmoid" if loss == "cross_entropy" else None, seed=0)])
+    net.fit(x, targets_of(y), loss=loss, optimizer=PlainSGD(0.1), epochs=1, batch_size=16, seed=0)
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("loss", ["softmax_cross_entropy", "mean_squared_error", "binary_cross_entropy_with_logits"])
+def test_fit_gives_targets_the_kernels_dtype_once(loss):
+    """Labels of any integer dtype, and float targets of either dtype, train exactly as int64
+    labels and targets of the network's dtype do (fit converts them up front; its batches then
+    go to the kernels unchecked)."""
+    x, y = _blobs(64)
+    if loss == "softmax_cross_entropy":
+        given = [y.astype(np.uint8), y.astype(np.int32), y.astype(np.int64)]
+    else:
+        given = [np.eye(3, dtype=np.float32)[y], np.eye(3)[y]]
+    results = []
+    for targets in given:
+        net = refnet.Sequential([refnet.Dense(4, 3, seed=0)])
+        history = net.fit(x, targets, loss=loss, optimizer=PlainSGD(0.1), epochs=2, batch_size=16, seed=0)
+        results.append((history["loss"], net.parameters()[0]))
+    for losses_seen, weight in results[:-1]:
+        assert losses_seen == results[-1][0]
+        np.testing.assert_array_equal(weight, results[-1][1])
