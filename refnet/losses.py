@@ -208,3 +208,11 @@ _OF_CHECKED_TARGETS = {
     cross_entropy: _cross_entropy_of_checked_targets,
     mean_squared_error: lambda outputs, targets, out: _run("mean_squared_error", outputs, targets, out),
 }
+
+
+def _of_checked_targets(loss_function):
+    """The unchecked-targets form of one of refnet's losses, None for a loss of the user's own.
+
+    Looked up by identity: a user's loss may be unhashable (a callable dataclass).
+    """
+    return next((fast for known, fast in _OF_CHECKED_TARGETS.items() if known is loss_function), None)

@@ -34,7 +34,7 @@ from scipy.linalg.blas import get_blas_funcs
 
 from . import _validate
 from .layers import Dense, Dropout, Layer, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, Tanh
-from .losses import _OF_CHECKED_TARGETS, ACCURACY, LOSSES, softmax_cross_entropy
+from .losses import ACCURACY, LOSSES, _of_checked_targets, softmax_cross_entropy
 
 __all__ = ["Sequential", "History", "PlainSGD", "NonFiniteError", "LOAD_LIMIT"]
 
@@ -200,7 +200,7 @@ class _LossOutput:
 
     def __init__(self, loss_function, rows):
         self._loss, self._rows, self._grad = loss_function, rows, None
-        self._of_checked_targets = _OF_CHECKED_TARGETS.get(loss_function)
+        self._of_checked_targets = _of_checked_targets(loss_function)
 
     def __call__(self, output, target):
         if self._of_checked_targets is None:
@@ -458,7 +458,7 @@ class Sequential:
         # then reach the kernels unchecked (_LossOutput).
         if loss_function is softmax_cross_entropy:
             return y.astype(np.intp, copy=False)
-        if loss_function in _OF_CHECKED_TARGETS:
+        if _of_checked_targets(loss_function) is not None:
             return y.astype(self.dtype, copy=False)
         return y
 

@@ -734,3 +734,22 @@ def test_fit_gives_targets_the_kernels_dtype_once(loss):
     for losses_seen, weight in results[:-1]:
         assert losses_seen == results[-1][0]
         np.testing.assert_array_equal(weight, results[-1][1])
+
+
+def test_fit_takes_an_unhashable_loss_of_the_users_own():
+    """A callable dataclass (eq=True makes it unhashable) is a loss like any other callable."""
+    import dataclasses
+
+    @dataclasses.dataclass
+    class HalfSquaredError:
+        scale: float = 0.5
+
+        def __call__(self, output, target):
+            diff = output - target
+            return self.scale * float(np.mean(np.sum(diff**2, axis=1))), 2 * self.scale * diff / len(output)
+
+    x, y = _blobs(32)
+    net = refnet.Sequential([refnet.Dense(4, 3, seed=0)])
+    history = net.fit(x, np.eye(3)[y], loss=HalfSquaredError(), optimizer=PlainSGD(0.1), epochs=3, batch_size=8,
+                      seed=0)
+    assert history["loss"][-1] < history["loss"][0]
