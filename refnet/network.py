@@ -34,7 +34,7 @@ from scipy.linalg.blas import get_blas_funcs
 
 from . import _validate
 from .layers import Dense, Dropout, Layer, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, Tanh
-from .losses import ACCURACY, LOSSES, _of_checked_targets, softmax_cross_entropy
+from .losses import ACCURACY, LOSSES
 
 __all__ = ["Sequential", "History", "PlainSGD", "NonFiniteError", "LOAD_LIMIT"]
 
@@ -193,21 +193,19 @@ class PlainSGD:
 class _LossOutput:
     """Calls a loss on a batch; refnet's own losses write the gradient into one array kept for all batches.
 
-    refnet's own losses run without the checks of their targets, which ``Network._targets``
-    made once for all rows.  A loss of the user's own is called as ``loss(output, target)``,
-    allocating as it likes.
+    A loss of the user's own is called as ``loss(output, target)``, allocating as it likes.
     """
 
     def __init__(self, loss_function, rows):
         self._loss, self._rows, self._grad = loss_function, rows, None
-        self._of_checked_targets = _of_checked_targets(loss_function)
+        self._takes_out = any(loss_function is known for known in LOSSES.values())
 
     def __call__(self, output, target):
-        if self._of_checked_targets is None:
+        if not self._takes_out:
             return self._loss(output, target)
         if self._grad is None or self._grad.dtype != output.dtype or self._grad.shape[1:] != output.shape[1:]:
             self._grad = np.empty((self._rows, *output.shape[1:]), output.dtype)
-        return self._of_checked_targets(output, target, self._grad[: len(output)])
+        return self._loss(output, target, out=self._grad[: len(output)])
 
 
 def _resolve_loss(loss):
@@ -454,12 +452,6 @@ class Sequential:
             loss_function(np.full((len(x), width), 0.5, dtype=self.dtype), y)
         except (TypeError, ValueError) as error:
             raise type(error)(f"{name} does not suit the loss: {error}") from None
-        # In the dtype refnet's kernels take, as the checks above converted them: fit's batches
-        # then reach the kernels unchecked (_LossOutput).
-        if loss_function is softmax_cross_entropy:
-            return y.astype(np.intp, copy=False)
-        if _of_checked_targets(loss_function) is not None:
-            return y.astype(self.dtype, copy=False)
         return y
 
     def predict(self, x, batch_size=None):

@@ -227,12 +227,3 @@ def test_the_callers_floating_point_error_state_changes_nothing(name, each_backe
         raised_loss, raised_grad = LOSSES[name](*args)
     assert raised_loss == loss or (np.isnan(loss) and np.isnan(raised_loss))
     np.testing.assert_array_equal(raised_grad, grad)
-
-
-@given(hits=st.lists(st.booleans(), min_size=1, max_size=300))
-def test_accuracy_is_the_fraction_np_mean_gives(hits):
-    """ACCURACY counts instead of averaging floats: the same value, bit for bit (a count over a
-    length, rounded once, either way)."""
-    labels = np.arange(len(hits)) % 3
-    logits = np.eye(3)[np.where(hits, labels, (labels + 1) % 3)]
-    assert ACCURACY["softmax_cross_entropy"](logits, labels) == np.mean(np.asarray(hits))
