@@ -37,6 +37,7 @@ CEILING = "  ceiling: "
 # not the default (the target), but what a user who asks for the cores gets.
 ALL_CORES = "  all cores: "
 TRANSCENDENTAL = "peers.Transcendental.time_forward"
+ACCURACY_AFTER = "peers.AdamEpochAccuracy.track_accuracy"
 DTYPES = ("float32", "float64")
 
 
@@ -85,6 +86,10 @@ def targets():
                          (STEP, ("adam", "compiled", dtype, threads)), 1, ">=", 1))
         rows.append((f"{CEILING}adam {dtype}: fused Adam / one thread streaming its bytes", (TORCH_STEP, ("adam_fused", dtype)),
                      (STREAM, (dtype,)), 2 / BYTES_PER_ELEMENT["adam"], ">=", 1))
+    for batch in ("128", "16"):
+        # "The same final accuracy within noise": the means' noise is about 0.3 points each.
+        rows.append((f"epoch batch {batch}: refnet's accuracy / torch's (same init)", (ACCURACY_AFTER, ("refnet", batch)),
+                     (ACCURACY_AFTER, ("torch", batch)), 1, ">=", 0.985))
     for batch in ("128", "16"):
         rows.append((f"epoch batch {batch}: peak memory / needed", ("peers.AdamEpochMemory.track_peak_over_needed", (batch,)),
                      None, 1, "<=", 1.5))
