@@ -24,7 +24,13 @@ Sources: ``torch/nn/utils/clip_grad.py`` (2.13.0: ``_clip_grads_with_norm_``,
 ``clip_grad_value_`` clamps); ``keras/src/optimizers/base_optimizer.py`` (3.15:
 ``_clip_gradients``, ``_clip_by_norm``, ``clip_by_global_norm``; only one of the
 three may be set); ``optax/transforms/_clipping.py`` (0.2.8: ``clip``,
-``clip_by_block_rms``, ``clip_by_global_norm``).
+``clip_by_block_rms``, ``clip_by_global_norm``).  Keras 3.15.1 on its torch
+backend rounds the :math:`\max` / :math:`\min` of ``clipnorm`` and
+``global_clipnorm`` to float32 even under floatx float64 (``ops.maximum`` of a
+tensor and the Python float :math:`c` returns float32), so its clipped
+gradients differ from the formula by up to :math:`2^{-24}` relative (3e-8
+measured; tested against that rounding exactly); refnet computes the formula in
+the arrays' own dtype.
 
 Here every norm form is one formula,
 
