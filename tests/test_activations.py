@@ -440,6 +440,24 @@ def test_prelu_out_overlapping_the_slope_is_computed_as_if_separate(backend):
         np.testing.assert_array_equal(buffer, expected_input)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("written", ["grad_output", "z"])
+def test_prelu_backward_into_its_own_input_gives_the_separate_result(backend, written):
+    """Regression: the reference wrote grad_input first, then formed the slope's gradient from
+    the grad_output or z it had just overwritten (-0.5 or 0 for -2 here)."""
+    grad_output, z = np.array([[1.0, 1.0], [3.0, -1.0]]), np.array([[-2.0, 3.0], [-0.5, -4.0]])
+    slope = np.array([0.25, 0.5])
+    # By hand: dL/dz = g where z > 0, slope * g elsewhere; dL/dslope_j = sum of g z over z <= 0.
+    expected_input = np.array([[0.25, 1.0], [0.75, -0.5]])
+    expected_slope = np.array([1.0 * -2.0 + 3.0 * -0.5, -1.0 * -4.0])
+    with refnet.use_backend(backend):
+        arguments = {"grad_output": grad_output, "z": z}
+        grad_input, grad_slope = refnet.prelu_backward(grad_output, z, slope, out=(arguments[written], None))
+    assert grad_input is arguments[written]
+    np.testing.assert_array_equal(grad_input, expected_input)
+    np.testing.assert_array_equal(grad_slope, expected_slope)
+
+
 # The kernels refnet.set_num_threads splits (its docstring names them), as the compiled module
 # names them; each takes (z, out) or (grad_output, z, out).
 SPLIT_KERNELS = ("sigmoid", "sigmoid_derivative", "sigmoid_backward", "tanh", "tanh_derivative",

@@ -430,8 +430,11 @@ def prelu_backward(grad_output, z, slope, grad_input, grad_slope):
     (ndarray, ndarray)
         ``(grad_input, grad_slope)``.
     """
-    grad_input[...] = np.where(z > 0, grad_output, slope * grad_output)
-    grad_slope[...] = np.where(z > 0, 0, grad_output * z).sum(axis=0)
+    # Both are computed before either is written: grad_input may be grad_output or z itself.
+    to_input = np.where(z > 0, grad_output, slope * grad_output)
+    to_slope = np.where(z > 0, 0, grad_output * z).sum(axis=0)
+    grad_input[...] = to_input
+    grad_slope[...] = to_slope
     return grad_input, grad_slope
 
 
