@@ -9,14 +9,25 @@
 from libc.math cimport log, log1p
 
 
+cdef extern from *:
+    """
+    /* One read of a label the caller's other threads may still write (the volatile access
+       keeps the compiler from reading it again after the range check). */
+    static inline Py_ssize_t refnet_read_once(const Py_ssize_t* p) { return *(const volatile Py_ssize_t*)p; }
+    """
+    Py_ssize_t refnet_read_once(const Py_ssize_t* p) noexcept nogil
+
+
 cdef double _softmax_cross_entropy(const floating* logits__rk, const Py_ssize_t* labels__r,
-                                   floating* grad__rk, Py_ssize_t rows,
-                                   Py_ssize_t classes) noexcept nogil:
+                                   floating* grad__rk, Py_ssize_t rows, Py_ssize_t classes,
+                                   Py_ssize_t* bad_row) noexcept nogil:
     """loss := mean_r (log1p(rest_r) + (m_r - z_r[y_r]));  grad := (softmax(z) - onehot(y)) / rows
 
     Everything from the shifted logits z - m (see the reference for why):
     rest = sum of e^(z_j - m) over j other than the first maximum, others = the
     same sum over j other than the label, and the label's gradient is -others / total.
+    A label outside [0, classes) stops the loop with its row in bad_row: the labels were
+    validated, but they are the caller's array, which another thread may write meanwhile.
     """
     cdef Py_ssize_t r, j, winner, label
     cdef const floating* z
@@ -25,7 +36,10 @@ cdef double _softmax_cross_entropy(const floating* logits__rk, const Py_ssize_t*
     for r in range(rows):
         z = logits__rk + r * classes
         grad = grad__rk + r * classes
-        label = labels__r[r]
+        label = refnet_read_once(labels__r + r)
+        if label < 0 or label >= classes:
+            bad_row[0] = r
+            return 0.0
         winner = 0
         for j in range(1, classes):
             if z[j] > z[winner]:
@@ -99,9 +113,13 @@ cdef double _mean_squared_error(const floating* outputs, const floating* targets
 def softmax_cross_entropy(const floating[:, ::1] logits, const Py_ssize_t[::1] labels,
                           floating[:, ::1] grad):
     cdef double loss
+    cdef Py_ssize_t bad_row = -1
     with nogil:
         loss = _softmax_cross_entropy(&logits[0, 0], &labels[0], &grad[0, 0],
-                                      logits.shape[0], logits.shape[1])
+                                      logits.shape[0], logits.shape[1], &bad_row)
+    if bad_row >= 0:
+        raise ValueError(f"labels[{bad_row}] left [0, {logits.shape[1]}) during the call "
+                         f"(written by another thread after validation); grad is partly written")
     return loss
 
 

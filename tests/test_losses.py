@@ -227,3 +227,19 @@ def test_the_callers_floating_point_error_state_changes_nothing(name, each_backe
         raised_loss, raised_grad = LOSSES[name](*args)
     assert raised_loss == loss or (np.isnan(loss) and np.isnan(raised_loss))
     np.testing.assert_array_equal(raised_grad, grad)
+
+
+@pytest.mark.parametrize("bad_label", [-1, 3, 1 << 40])
+def test_the_compiled_kernel_refuses_a_label_written_after_validation(bad_label):
+    """Regression: the labels are the caller's array, validated in Python and then read by the
+    nogil kernel; another thread writing one in between made the kernel index the logits out of
+    bounds (a bus error).  The kernel is called here as if that had happened: a label outside
+    [0, classes) in the middle row must raise, never be read through."""
+    from refnet import _core
+
+    logits, grad = np.zeros((3, 3)), np.zeros((3, 3))
+    labels = np.array([0, bad_label, 2], dtype=np.intp)
+    with pytest.raises(ValueError, match=r"labels\[1\] left \[0, 3\) during the call"):
+        _core.softmax_cross_entropy(logits, labels, grad)
+    # The good rows before it were handled as usual: row 0's gradient is softmax - onehot, / 3.
+    np.testing.assert_allclose(grad[0], np.array([-2.0, 1.0, 1.0]) / 9)
