@@ -280,9 +280,17 @@ class Sequential:
         self.layers = list(layers)
         if not self.layers:
             raise ValueError("layers must hold at least one layer")
+        first_position = {}
         for i, layer in enumerate(self.layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"layers[{i}] must be a refnet layer, got {type(layer).__name__}")
+            # A layer keeps what its forward pass saw for its backward pass: a second use would
+            # overwrite what the first saved, and the gradients would be wrong.
+            if id(layer) in first_position:
+                raise ValueError(f"layers[{i}] is the same object as layers[{first_position[id(layer)]}]; "
+                                 f"each position needs its own layer (a layer keeps its input for the "
+                                 f"backward pass)")
+            first_position[id(layer)] = i
         dtypes = {layer.dtype for layer in self.layers if hasattr(layer, "dtype")}
         if len(dtypes) > 1:
             raise TypeError(f"layers must share one dtype, got {sorted(d.name for d in dtypes)}")

@@ -118,6 +118,13 @@ def test_bad_layers_and_networks_are_refused():
         refnet.Sequential([])
     with pytest.raises(TypeError, match=r"layers\[1\] must be a refnet layer"):
         refnet.Sequential([refnet.Dense(2, 2), np.tanh])
+    # Regression: one layer object at two positions was accepted, and the second use overwrote
+    # the input the first had saved for backward (gradcheck error 1.33 in an adversarial review).
+    tanh, dense = refnet.Tanh(), refnet.Dense(2, 2)
+    with pytest.raises(ValueError, match=r"layers\[3\] is the same object as layers\[1\]"):
+        refnet.Sequential([refnet.Dense(2, 2), tanh, refnet.Dense(2, 2), tanh])
+    with pytest.raises(ValueError, match=r"layers\[2\] is the same object as layers\[0\]"):
+        refnet.Sequential([dense, refnet.ReLU(), dense])
     with pytest.raises(ValueError, match=r"n_in \* n_out .* is too large for one array"):
         refnet.Dense(10**400, 3)   # regression (hostile suite): was an OverflowError in the initialiser
     with pytest.raises(RuntimeError, match="backward called before forward"):
