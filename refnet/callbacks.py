@@ -8,6 +8,8 @@ the gradients readable), ``on_epoch_end`` and ``on_train_end``, each called as
 ``network.stop_training = True``, as in Keras.
 """
 
+import math
+
 import numpy as np
 
 from . import _validate
@@ -47,9 +49,10 @@ class EarlyStopping:
 
     "Stop where the validation loss is lowest": after each epoch the monitored
     value (``logs[monitor]``, ``"val_loss"`` by default) counts as an improvement
-    if it beats the best so far by more than ``min_delta``.  After ``patience``
-    epochs in a row without one (at least one), training stops, as in Keras;
-    with ``restore_best_weights``
+    if it beats the best so far by more than ``min_delta``; the first value is the
+    first best whatever it is (an infinite loss too), as in Keras, but a NaN never
+    is.  After ``patience`` epochs in a row without an improvement (at least one),
+    training stops, never after the first epoch, as in Keras; with ``restore_best_weights``
     the parameters are then (and at the end of training in any case) copied
     back from the best epoch, as Keras 3 does.
 
@@ -103,6 +106,8 @@ class EarlyStopping:
         self._best_weights = None
 
     def _improved(self, value):
+        if self.best_epoch is None:
+            return not math.isnan(value)
         if self.higher_is_better:
             return value > self.best + self.min_delta
         return value < self.best - self.min_delta
@@ -121,8 +126,8 @@ class EarlyStopping:
             return
         self.wait += 1
         # Keras' rule: stop once `patience` epochs in a row brought no improvement
-        # (patience 0 acts as 1: the first such epoch stops).
-        if self.wait >= self.patience:
+        # (patience 0 acts as 1: the first such epoch stops), but not after epoch 0.
+        if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
             network.stop_training = True
 

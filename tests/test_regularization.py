@@ -1,5 +1,7 @@
 """Regularisers in the loss (L2, L1) and early stopping."""
 
+import os
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -137,6 +139,63 @@ def test_patience_and_min_delta(patience, min_delta, stopped):
     network = _run(callback, values[:6])
     assert callback.stopped_epoch == stopped
     assert network.weight[0] == callback.best_epoch   # the best epoch's weights are back
+
+
+@pytest.mark.parametrize(
+    "values, patience, stopped, best_epoch, weights",
+    [
+        ([np.inf, 1.0, 0.9, 0.8], 0, None, 3, 3),   # an infinite first loss is the first best, as in Keras
+        ([np.inf, np.inf, 0.9], 0, 1, 0, 0),        # and a second one does not beat it
+        ([np.nan, 1.0, 1.2], 0, 2, 1, 1),           # a NaN is never the best (Keras' would be),
+        ([np.nan, np.nan, 1.0], 1, 1, None, 1),     # no stop comes after epoch 0, and with no best
+    ],                                              # the last weights stay
+)
+def test_the_first_value_is_the_first_best_and_epoch_0_never_stops(values, patience, stopped, best_epoch, weights):
+    """Regression: the best started at inf, so a first val_loss of inf (a saturated
+    cross_entropy) was no improvement and training stopped after epoch 0 with nothing to
+    restore; Keras 3 counts its first value as the best and never stops after epoch 0."""
+    callback = refnet.EarlyStopping(patience=patience)
+    network = _run(callback, values)
+    assert (callback.stopped_epoch, callback.best_epoch) == (stopped, best_epoch)
+    assert network.weight[0] == weights
+
+
+@pytest.mark.parametrize(
+    "values, patience, min_delta",
+    [([1.0, 0.7, 0.6, 0.8, 0.55, 0.9, 0.95], p, d) for p in (0, 1, 2) for d in (0.0, 0.15)]
+    + [([np.inf, 1.0, 0.9, 0.8], 0, 0.0), ([np.inf, np.inf, 0.9], 0, 0.0), ([2.0, 2.0, 2.0], 1, 0.0),
+       ([3.0, np.inf, 2.0, 2.5, 2.6], 1, 0.0)],
+)
+def test_early_stopping_is_keras_on_sequences_without_nan(values, patience, min_delta):
+    """The same epochs stop, and the same weights come back, as Keras 3's EarlyStopping
+    (restore_best_weights=True) run on the same sequence of val_loss values."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")   # the backend the conformance extra installs
+    keras_callbacks = pytest.importorskip("keras.callbacks")
+
+    class Model:   # what Keras' callback touches: the weights and stop_training
+        def __init__(self):
+            self.weights, self.stop_training = [np.zeros(1)], False
+
+        def get_weights(self):
+            return [w.copy() for w in self.weights]
+
+        def set_weights(self, weights):
+            self.weights = [w.copy() for w in weights]
+
+    keras_stopper = keras_callbacks.EarlyStopping(patience=patience, min_delta=min_delta, restore_best_weights=True)
+    model = Model()
+    keras_stopper.set_model(model)
+    keras_stopper.on_train_begin()
+    for epoch, value in enumerate(values):
+        model.weights[0][...] = epoch
+        keras_stopper.on_epoch_end(epoch, {"val_loss": value})
+        if model.stop_training:
+            break
+    keras_stopper.on_train_end()
+    callback = refnet.EarlyStopping(patience=patience, min_delta=min_delta)
+    network = _run(callback, values)
+    assert callback.stopped_epoch == (keras_stopper.stopped_epoch or None)
+    assert network.weight[0] == model.weights[0][0]
 
 
 def test_accuracy_is_maximised():
