@@ -445,9 +445,11 @@ class Sequential:
 
     def _targets(self, y, x, loss_function, name="y", x_name="x"):
         """``y`` as an array (float targets in the network's dtype), checked against the loss once, up front."""
+        # A network of parameter-free layers has no dtype of its own: its outputs take x's.
+        dtype = x.dtype if self.dtype is None else self.dtype
         y = np.asarray(y)
         if y.dtype.kind == "f":
-            y = y.astype(self.dtype, copy=False)
+            y = y.astype(dtype, copy=False)
         if y.ndim == 0 or len(y) != len(x):
             got = "a scalar" if y.ndim == 0 else f"{len(y)}"
             raise ValueError(f"{name} must have one target per row of {x_name} ({len(x)}), got {got}")
@@ -457,7 +459,7 @@ class Sequential:
         if width is None:   # a layer of the user's own does not say: ask the network
             width = self._infer(x[:1]).shape[1]
         try:
-            loss_function(np.full((len(x), width), 0.5, dtype=self.dtype), y)
+            loss_function(np.full((len(x), width), 0.5, dtype=dtype), y)
         except (TypeError, ValueError) as error:
             raise type(error)(f"{name} does not suit the loss: {error}") from None
         return y

@@ -734,3 +734,20 @@ def test_fit_takes_an_unhashable_loss_of_the_users_own():
     history = net.fit(x, np.eye(3)[y], loss=HalfSquaredError(), optimizer=PlainSGD(0.1), epochs=3, batch_size=8,
                       seed=0)
     assert history["loss"][-1] < history["loss"][0]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_network_without_parameters_takes_float_targets_in_its_inputs_dtype(dtype):
+    """Regression: a network of parameter-free layers has no dtype, and float targets were cast
+    with astype(None), to float64, which a float32 output then refused in evaluate and fit."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 3)).astype(dtype)
+    net = refnet.Sequential([refnet.Sigmoid()])
+    for targets in (rng.random((6, 3)).astype(np.float32), rng.random((6, 3))):
+        # mean_squared_error: the squared error summed over a row, averaged over the rows.
+        expected = np.sum((1 / (1 + np.exp(-x.astype(np.float64))) - targets.astype(dtype)) ** 2) / len(x)
+        loss = net.evaluate(x, targets, loss="mean_squared_error")["loss"]
+        np.testing.assert_allclose(loss, expected, rtol=10 * np.finfo(dtype).eps)
+        history = net.fit(x, targets, loss="mean_squared_error", optimizer=refnet.SGD(0.1), epochs=1,
+                          batch_size=6, shuffle=False)
+        np.testing.assert_allclose(history["loss"][0], expected, rtol=10 * np.finfo(dtype).eps)
