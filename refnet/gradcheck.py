@@ -217,7 +217,9 @@ def _worst(lines, eps, atol):
 
 
 def _error(analytic, numeric, atol):
-    return abs(analytic - numeric) / max(abs(analytic), abs(numeric), atol)
+    difference = abs(analytic - numeric)
+    # Equal derivatives are no error, also where both are 0 and atol is 0 (0 / 0).
+    return 0.0 if difference == 0 else difference / max(abs(analytic), abs(numeric), atol)
 
 
 def _coordinates(scalar, arrays, grads):

@@ -205,3 +205,15 @@ def test_mode_and_directions_are_checked():
 def test_eps_zero_is_refused():
     with pytest.raises(ValueError, match="eps must be positive"):
         refnet.gradcheck(refnet.Dense(2, 2), np.ones((1, 2)), np.zeros((1, 2)), loss="mean_squared_error", eps=0.0)
+
+
+@pytest.mark.parametrize("mode", ["full", "fast"])
+def test_atol_zero_with_exactly_zero_gradients_is_no_error(mode):
+    """Regression: atol=0 (allowed) divided 0 by 0 where both derivatives are exactly 0, a dead
+    ReLU here: "full" reported max_error nan and "fast" raised ZeroDivisionError."""
+    net = refnet.Sequential([refnet.Dense(3, 2, activation="relu", seed=0)])
+    net.layers[0].weight[...] = 1.0
+    net.layers[0].bias[...] = 0.0
+    x = -np.ones((2, 3))   # every unit's input is -3: dead, every gradient exactly 0
+    result = refnet.gradcheck(net, x, mode=mode, atol=0.0)
+    assert result.max_error == 0.0, result
