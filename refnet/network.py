@@ -362,7 +362,10 @@ class Sequential:
         ]
         if arrays:
             raise ValueError(f"{path} has arrays no layer owns: {sorted(arrays)}")
-        return cls(layers)
+        try:
+            return cls(layers)
+        except (TypeError, ValueError) as error:   # layers of two dtypes, widths that do not meet
+            raise ValueError(f"{path}: its layers do not form a network: {error}") from None
 
     # --- the layer protocol --------------------------------------------------------
 
@@ -681,7 +684,7 @@ def _architecture(text, path):
 def _layer_from_file(i, entry, arrays, path):
     """Build layer ``i`` from its file entry and move its parameters out of ``arrays``."""
     kind, config = entry["type"], entry["config"]
-    if kind not in LAYER_TYPES:
+    if not isinstance(kind, str) or kind not in LAYER_TYPES:
         raise ValueError(f"{path}: layer {i} has an unknown type {kind!r}")
     prefix = f"{i}.{kind.lower()}."
     try:

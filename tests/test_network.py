@@ -458,6 +458,15 @@ def _rewrite(path, **changes):
                              '"slope": 0.01, "init": "he", "dtype": "float64", "evil": 1}}]')}, "damaged"),
     ({"0.dense.bias": np.zeros(4, np.float32)}, "does not match the config"),
     ({"9.extra": np.zeros(1)}, "arrays no layer owns"),
+    # Regressions (an adversarial review): these two raised TypeError, naming neither file nor layer.
+    ({"__layers__": np.array('[{"type": ["Dense"], "config": {}}]')}, r"unknown type \['Dense'\]"),
+    ({"__layers__": np.array(
+        '[{"type": "Dense", "config": {"n_in": 3, "n_out": 4, "activation": "relu", "slope": 0.01, '
+        '"init": "he", "dtype": "float64"}}, {"type": "Dense", "config": {"n_in": 4, "n_out": 2, '
+        '"activation": "identity", "slope": 0.01, "init": "he", "dtype": "float32"}}]'),
+      "1.dense.weight": np.zeros((4, 2), np.float32), "1.dense.bias": np.zeros(2, np.float32),
+      "1.prelu.slope": None, "2.dense.weight": None, "2.dense.bias": None},
+     "its layers do not form a network: layers must share one dtype"),
 ])
 def test_tampered_contents_are_refused(tmp_path, change, message):
     _, path = _saved(tmp_path)
