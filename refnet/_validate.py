@@ -84,6 +84,15 @@ def leaky_slope(value, name="slope"):
     return number
 
 
+def generator(seed, name="seed"):
+    """``numpy.random.default_rng(seed)`` (a Generator is returned as it is), or raise naming ``name``."""
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{name} must be None, a non-negative integer or a numpy.random.Generator, "
+                          f"got {seed!r} ({error})") from None
+
+
 def flag(value, name):
     """Return ``value`` as a bool, or raise unless it is True or False (not 0, 1 or "yes")."""
     if not isinstance(value, (bool, np.bool_)):

@@ -27,7 +27,7 @@ import zlib
 
 import numpy as np
 
-from ._validate import FLOAT_DTYPES, positive_int
+from ._validate import FLOAT_DTYPES, generator, positive_int
 from .bayes import _check as _gaussian_parameters
 
 __all__ = ["read_idx", "load_mnist", "load_digits", "two_gaussians", "IDX_LIMIT"]
@@ -255,7 +255,7 @@ def two_gaussians(n, mean1, mean2, cov, prior1=0.5, *, seed=None, dtype=np.float
     n = positive_int(n, "n")
     mean1, mean2, cov, prior1 = _gaussian_parameters(mean1, mean2, cov, prior1)
     dtype = _float_dtype(dtype)
-    rng = np.random.default_rng(seed)
+    rng = generator(seed)
     y = (rng.random(n) < prior1).astype(np.int64)
     noise = rng.standard_normal((n, len(mean1))) @ np.linalg.cholesky(cov).T
     x = np.where(y[:, None] == 1, mean1, mean2) + noise

@@ -245,7 +245,7 @@ def _coordinate_line(scalar, array, index):
 
 def _random_directions(scalar, arrays, grads, count, seed):
     """(``"direction"``, (k,), L along u_k, ∇L·u_k) for ``count`` random unit vectors over all arrays."""
-    rng = np.random.default_rng(seed)
+    rng = _validate.generator(seed)
     for k in range(count):
         direction = [rng.standard_normal(array.shape) for _, array in arrays]
         norm = np.sqrt(sum(float((d * d).sum()) for d in direction))
@@ -296,7 +296,7 @@ def _kink_error(line, eps, analytic, numeric, atol):
 def _model_objective(model, x, y, loss, seed):
     """(scalar(), analytic()) for a model; analytic() gives [∂L/∂x] + the parameters' gradients."""
     if loss is None:
-        projection = np.random.default_rng(seed).standard_normal(np.shape(model.forward(x)))
+        projection = _validate.generator(seed).standard_normal(np.shape(model.forward(x)))
 
         def scalar():
             return float((model.forward(x) * projection).sum())

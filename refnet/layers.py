@@ -192,7 +192,7 @@ class Dense(Layer):
         self.dtype = _float_dtype(dtype)
         if self.n_in * self.n_out > sys.maxsize // self.dtype.itemsize:
             raise ValueError(f"n_in * n_out ({self.n_in} * {self.n_out}) is too large for one array")
-        weight, bias = INITIALISERS[init](np.random.default_rng(seed), self.n_in, self.n_out)
+        weight, bias = INITIALISERS[init](_validate.generator(seed), self.n_in, self.n_out)
         self.weight = weight.astype(self.dtype)
         self.bias = bias.astype(self.dtype)
         self.grad_weight = np.zeros_like(self.weight)
@@ -424,7 +424,7 @@ class Dropout(Layer):
     def __init__(self, p, mode="inverted", seed=None):
         self.p, _ = functional._dropout_arguments(p, mode)
         self.mode = mode
-        self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        self.rng = _validate.generator(seed)
 
     @property
     def test_scale(self):

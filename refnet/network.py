@@ -248,6 +248,9 @@ def _callbacks(callbacks):
         if isinstance(callback, type):
             raise TypeError(f"callbacks[{i}] must be a callback object, got the class {callback.__name__} "
                             f"(call it: {callback.__name__}())")
+        if not any(callable(getattr(callback, hook, None)) for hook in _HOOKS):
+            raise TypeError(f"callbacks[{i}] must be an object with any of the methods {', '.join(_HOOKS)}, "
+                            f"got {callback!r}")
     return list(callbacks)
 
 
@@ -502,7 +505,8 @@ class Sequential:
             Evaluated after each epoch into ``val_loss`` (and ``val_accuracy``).
         callbacks : list or tuple
             Objects with any of ``on_train_begin``, ``on_epoch_begin``, ``on_batch_end``,
-            ``on_epoch_end``, ``on_train_end``.
+            ``on_epoch_end``, ``on_train_end`` (one with none of them is refused: it is
+            a mistake such as ``None`` or a bound method).
         shuffle : bool
             Visit the rows in a new random order each epoch.
         seed : None, int or numpy.random.Generator
@@ -541,9 +545,10 @@ class Sequential:
             x_val = self._inputs(validation_data[0], "validation_data[0]")
             y_val = self._targets(validation_data[1], x_val, loss_function, "validation_data[1]", "validation_data[0]")
         callbacks = _callbacks(callbacks)
+        shuffle, progress = _validate.flag(shuffle, "shuffle"), _validate.flag(progress, "progress")
         metrics = ["loss", *(["accuracy"] if accuracy is not None else [])]
         metrics += [f"val_{key}" for key in metrics] if validation_data is not None else []
-        rng = np.random.default_rng(seed)
+        rng = _validate.generator(seed)
         batches = range(0, len(x), batch_size)
         bar = _progress_bar(epochs * len(batches)) if progress else None
         params, grads = self.parameters(), self.gradients()

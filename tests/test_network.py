@@ -5,6 +5,7 @@ import io
 import subprocess
 import sys
 import tracemalloc
+import types
 import zipfile
 
 import numpy as np
@@ -129,6 +130,11 @@ def test_bad_layers_and_networks_are_refused():
         refnet.Dense(10**400, 3)   # regression (hostile suite): was an OverflowError in the initialiser
     with pytest.raises(RuntimeError, match="backward called before forward"):
         refnet.Dense(2, 2).backward(np.ones((1, 2)))
+    for make in (lambda seed: refnet.Dense(2, 2, seed=seed), lambda seed: refnet.Dropout(0.5, seed=seed)):
+        with pytest.raises(ValueError, match="seed must be None, a non-negative integer or a numpy.random.Generator"):
+            make(-1)
+        with pytest.raises(TypeError, match="seed must be None, a non-negative integer or a numpy.random.Generator"):
+            make(1.5)
     with pytest.raises(TypeError, match="x must have dtype float32"):
         refnet.Dense(2, 2, dtype=np.float32).forward(np.ones((1, 2)))
 
@@ -242,7 +248,7 @@ def test_callbacks_see_gradients_before_the_step_and_can_stop():
     net = refnet.Sequential([refnet.Dense(4, 3, seed=0)])
     recorder = Recorder(stop_at=3)
     history = net.fit(x, y, loss="softmax_cross_entropy", optimizer=PlainSGD(0.25), epochs=4,
-                      batch_size=10, callbacks=[recorder, object()])
+                      batch_size=10, callbacks=[recorder, types.SimpleNamespace(on_train_end=lambda *args: None)])
     kinds = [event[0] for event in recorder.events]
     assert kinds == ["begin", "batch", "batch", "end"]   # stopped after the 2nd batch
     assert recorder.events[-1][2] == ["accuracy", "loss"] and len(history["loss"]) == 1
@@ -338,6 +344,15 @@ def test_bad_fit_arguments_fail_before_training():
         (dict(callbacks=[refnet.GradientNorms]), TypeError, r"callbacks\[0\] must be a callback object, got the class"),
         (dict(callbacks=[refnet.EarlyStopping()]), ValueError, r"monitors 'val_loss', which fit's epoch logs will not have"),
         (dict(callbacks=[refnet.EarlyStopping("val_acc")], validation_data=(x, y)), ValueError, "monitors 'val_acc'"),
+        # Regressions (an adversarial review): accepted and read by truthiness, silently
+        # ignored, or refused by NumPy without naming the argument.
+        (dict(shuffle="no"), TypeError, "shuffle must be True or False, got 'no'"),
+        (dict(progress=None), TypeError, "progress must be True or False, got None"),
+        (dict(callbacks=[None]), TypeError, r"callbacks\[0\] must be an object with any of the methods on_train_begin"),
+        (dict(callbacks=[refnet.EarlyStopping(monitor="loss").on_epoch_end]), TypeError,
+         r"callbacks\[0\] must be an object with any of the methods"),
+        (dict(seed=-1), ValueError, "seed must be None, a non-negative integer or a numpy.random.Generator, got -1"),
+        (dict(seed="abc"), TypeError, "seed must be None, a non-negative integer or a numpy.random.Generator, got 'abc'"),
     ]
     for change, error, message in problems:
         arguments = dict(x=x, y=y, loss="softmax_cross_entropy", **fit) | change
