@@ -10,14 +10,21 @@ r"""Regularisers in the loss: L2 and L1 penalties on the weights, with their gra
 
 Biases are excluded by default (they do not multiply inputs, and shrinking
 them does not simplify the function), switchable with ``include_biases``.
-Parameters are recognised by the names of :meth:`Sequential.named_parameters`:
-a name ending in ``.bias`` is a bias.
+PReLU's slopes are always excluded: decay would push them to zero, towards a
+plain ReLU, which is why He et al. (2015, §2.1), who introduced them, train
+them without it (Keras' ``PReLU`` has its own ``alpha_regularizer``, None by
+default).  Parameters are recognised by the names of
+:meth:`Sequential.named_parameters`: a name ending in ``.bias`` is a bias, one
+ending in ``.slope`` a slope.
 
 Conventions elsewhere: Keras' ``l2(l)`` has no ½ (its gradient is 2·l·θ);
 scikit-learn's MLP divides its ``alpha`` penalty by the batch size.  With plain
 SGD, loss-side L2 gives the same trajectory as optimizer-side coupled weight
-decay (``refnet.SGD(weight_decay=λ)``); with RMSProp or Adam it does not
-equal decoupled decay (AdamW).
+decay (``refnet.SGD(weight_decay=λ)``) applied to the same parameters: that
+decays every parameter, so it equals ``L2(λ, include_biases=True)``, or the
+default ``L2(λ)`` when a parameter group turns the biases' decay off (and
+PReLU's, if the network has one); with RMSProp or Adam it does not equal
+decoupled decay (AdamW).
 
 Pass one to :meth:`Sequential.fit` as ``regularizer=``: after each backward
 pass it adds its gradient to the parameters' gradients, and the epoch's
@@ -58,7 +65,7 @@ class _Penalty:
         return [
             (index, array)
             for index, (name, array) in enumerate(named_parameters)
-            if self.include_biases or not name.endswith(".bias")
+            if not name.endswith(".slope") and (self.include_biases or not name.endswith(".bias"))
         ]
 
     def penalty(self, named_parameters):

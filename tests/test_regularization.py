@@ -245,3 +245,21 @@ def test_early_stopping_on_a_run_that_overfits():
 def test_a_gradient_of_the_wrong_shape_is_refused():
     with pytest.raises(ValueError, match="must have the shape of parameter"):
         L2(0.1).add_gradient([("0.dense.weight", np.ones((2, 2)))], [np.ones(2)])
+
+
+@pytest.mark.parametrize("penalty", [L2, L1])
+@pytest.mark.parametrize("include_biases", [False, True])
+def test_prelu_slopes_are_never_penalised(penalty, include_biases):
+    """Regression: only names ending in .bias were exempt, so L1/L2 also decayed PReLU's slopes,
+    which He et al. (2015) leave undecayed (decay pushes them to 0, towards a ReLU)."""
+    net = refnet.Sequential([refnet.Dense(3, 4, seed=0), refnet.PReLU(4), refnet.Dense(4, 2, seed=1)])
+    net.layers[1].slope[...] = [0.25, -0.5, 0.75, 2.0]
+    named = net.named_parameters()
+    grads = [np.zeros_like(p) for _, p in named]
+    value = penalty(0.3, include_biases=include_biases).add_gradient(named, grads)
+    penalised = [p for name, p in named if name.endswith(".weight") or (include_biases and name.endswith(".bias"))]
+    expected = 0.3 * (sum(np.sum(p**2) for p in penalised) / 2 if penalty is L2 else sum(np.sum(np.abs(p)) for p in penalised))
+    np.testing.assert_allclose(value, expected, rtol=1e-14)
+    for (name, _), grad in zip(named, grads):
+        if name.endswith(".slope"):
+            assert not grad.any(), name
