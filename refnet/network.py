@@ -468,6 +468,10 @@ class Sequential:
             loss_function(np.full((len(x), width), 0.5, dtype=dtype), y)
         except (TypeError, ValueError) as error:
             raise type(error)(f"{name} does not suit the loss: {error}") from None
+        # Integer labels as intp, once: the loss kernels index with intp, and a batch of another
+        # integer dtype would be converted (allocated) on every step.
+        if y.dtype.kind in "iu" and np.can_cast(y.dtype, np.intp):
+            y = y.astype(np.intp, copy=False)
         return y
 
     def predict(self, x, batch_size=None):

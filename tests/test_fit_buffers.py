@@ -91,6 +91,27 @@ def test_an_epoch_after_the_first_allocates_nothing_per_step(dtype, regularizer)
     assert probe.numpy_kept <= 0
 
 
+def _epoch_rise(x, y, loss, batch_size):
+    net = Sequential([Dense(x.shape[1], y.shape[1] if y.ndim == 2 else 10, seed=0)])
+    probe = _EpochMemory()
+    net.fit(x, y, loss=loss, optimizer=refnet.SGD(0.01), epochs=2, batch_size=batch_size, callbacks=[probe], seed=0)
+    return probe.rise
+
+
+def test_labels_of_any_integer_dtype_and_unit_interval_targets_allocate_nothing_per_step():
+    """Regressions: labels of another integer dtype than intp were converted on every step (a
+    batch of intp: 16 kB here), and the [0, 1] check of binary cross-entropy's targets made two
+    boolean temporaries of the batch (2 x 51 kB here)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4096, 8))
+    labels = rng.integers(0, 10, len(x))
+    intp_rise = _epoch_rise(x, labels.astype(np.intp), "softmax_cross_entropy", 2048)
+    for dtype in (np.int32, np.uint8):
+        assert _epoch_rise(x, labels.astype(dtype), "softmax_cross_entropy", 2048) <= intp_rise + 1024, dtype
+    targets = rng.integers(0, 2, (len(x), 100)).astype(float)
+    assert _epoch_rise(x, targets, "binary_cross_entropy_with_logits", 512) < 16_000 < 512 * 100
+
+
 class _Double(refnet.layers.Layer):
     """A layer of the user's own, without fit's private methods: fit calls its public ones."""
 
