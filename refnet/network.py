@@ -530,7 +530,9 @@ class Sequential:
             ``nan``).
 
         While ``fit`` runs, ``network.history`` is the :class:`History` so far:
-        after an exception it holds the epochs completed before it.
+        after an exception it holds the epochs completed before it.  An epoch is
+        recorded after its ``on_epoch_end`` callbacks, with what they added to its
+        logs, as Keras' ``History`` records it.
         """
         loss_function, accuracy = _resolve_loss(loss)
         if isinstance(optimizer, type) or not callable(getattr(optimizer, "step", None)):
@@ -610,10 +612,12 @@ class Sequential:
                 if validation_data is not None:
                     logs.update({f"val_{key}": value for key, value in
                                  self.evaluate(x_val, y_val, loss=loss).items()})
-                history._append(logs)
                 if bar is not None:
                     bar.set_postfix(logs)
                 _call(callbacks, "on_epoch_end", self, epoch, logs)
+                # After the callbacks, as Keras' History (the last callback) does: what they add
+                # to the logs, such as a learning rate, is recorded too.
+                history._append(logs)
                 if self.stop_training:
                     break
         finally:

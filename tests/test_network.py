@@ -775,3 +775,21 @@ def test_a_network_without_parameters_takes_float_targets_in_its_inputs_dtype(dt
         history = net.fit(x, targets, loss="mean_squared_error", optimizer=refnet.SGD(0.1), epochs=1,
                           batch_size=6, shuffle=False)
         np.testing.assert_allclose(history["loss"][0], expected, rtol=10 * np.finfo(dtype).eps)
+
+
+def test_what_callbacks_add_to_an_epochs_logs_is_recorded_as_keras_records_it():
+    """Regression: the history took the epoch's logs before on_epoch_end, so a key a callback
+    adds there (Keras' ReduceLROnPlateau adds "learning_rate") was lost; Keras' History is the
+    last callback and records it."""
+    x, y = _blobs(30)
+
+    class LearningRateLog:
+        def on_epoch_end(self, network, epoch, logs):
+            assert len(network.history.get("loss", [])) == epoch   # this epoch is recorded after the callbacks
+            logs["learning_rate"] = 0.5 / (epoch + 1)
+
+    history = refnet.Sequential([refnet.Dense(4, 3, seed=0)]).fit(
+        x, y, loss="softmax_cross_entropy", optimizer=PlainSGD(0.1), epochs=3, batch_size=10,
+        callbacks=[LearningRateLog()])
+    assert history["learning_rate"] == [0.5, 0.25, 0.5 / 3]
+    assert len(history["loss"]) == 3
