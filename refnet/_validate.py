@@ -72,15 +72,19 @@ def finite_scalar(value, name):
     return number
 
 
-def leaky_slope(value, name="slope"):
+def leaky_slope(value, name="slope", dtype=None):
     """Return a Leaky ReLU slope as a float >= 0, or raise.
 
     A negative slope would flip the sign of the negative side (not a leaky ReLU);
-    Keras refuses it too.  PReLU's learned slopes are not limited.
+    Keras refuses it too.  PReLU's learned slopes are not limited.  With ``dtype``,
+    the slope must also be finite in it, as PyTorch requires: the kernels round it
+    to the arrays' dtype, and an infinite slope would make slope * 0 a NaN.
     """
     number = finite_scalar(value, name)
     if number < 0:
         raise ValueError(f"{name} must be >= 0 (a leaky ReLU keeps the sign of z), got {number}")
+    if dtype is not None and number > float(np.finfo(dtype).max):
+        raise ValueError(f"{name} must fit in z's dtype ({np.dtype(dtype)}), got {number} beyond its range")
     return number
 
 

@@ -291,8 +291,8 @@ def leaky_relu(z, slope=DEFAULT_LEAKY_SLOPE, out=None):
     >>> refnet.leaky_relu([-100.0, 3.0])
     array([-1.,  3.])
     """
-    slope = _validate.leaky_slope(slope)
-    return _elementwise("leaky_relu", [_validate.float_array(z, "z")], out, (slope,))
+    z = _validate.float_array(z, "z")
+    return _elementwise("leaky_relu", [z], out, (_validate.leaky_slope(slope, dtype=z.dtype),))
 
 
 def leaky_relu_derivative(z, slope=DEFAULT_LEAKY_SLOPE, out=None):
@@ -311,8 +311,8 @@ def leaky_relu_derivative(z, slope=DEFAULT_LEAKY_SLOPE, out=None):
     ndarray
         1 where z > 0, else slope, shaped like ``z``.
     """
-    slope = _validate.leaky_slope(slope)
-    return _elementwise("leaky_relu_derivative", [_validate.float_array(z, "z")], out, (slope,))
+    z = _validate.float_array(z, "z")
+    return _elementwise("leaky_relu_derivative", [z], out, (_validate.leaky_slope(slope, dtype=z.dtype),))
 
 
 def leaky_relu_backward(grad_output, z, slope=DEFAULT_LEAKY_SLOPE, out=None):
@@ -334,8 +334,8 @@ def leaky_relu_backward(grad_output, z, slope=DEFAULT_LEAKY_SLOPE, out=None):
     ndarray
         ∂L/∂z, shaped like ``z``.
     """
-    slope = _validate.leaky_slope(slope)
-    return _elementwise("leaky_relu_backward", _input_and_grad(grad_output, z), out, (slope,))
+    arrays = _input_and_grad(grad_output, z)
+    return _elementwise("leaky_relu_backward", arrays, out, (_validate.leaky_slope(slope, dtype=arrays[1].dtype),))
 
 
 def _prelu_slope(slope, z):
@@ -621,7 +621,7 @@ def dense(x, weight, bias, activation=None, slope=DEFAULT_LEAKY_SLOPE):
     weight, bias = _dense_parameters(weight, bias)
     x = _dense_input(x, weight)
     name = _dense_activation(activation)
-    slope = _validate.leaky_slope(slope)
+    slope = _validate.leaky_slope(slope, dtype=weight.dtype)
     z = np.empty((x.shape[0], weight.shape[1]), dtype=weight.dtype)
     out = z if name == "identity" else np.empty_like(z)
     active().dense_forward(x, weight, bias, name, slope, z, out)
@@ -658,7 +658,7 @@ def dense_backward(grad_output, x, weight, z, activation=None, slope=DEFAULT_LEA
     z = _validate.like(z, "z", weight.dtype, shape, "x @ weight")
     grad_output = _validate.like(grad_output, "grad_output", weight.dtype, shape, "z")
     name = _dense_activation(activation)
-    slope = _validate.leaky_slope(slope)
+    slope = _validate.leaky_slope(slope, dtype=weight.dtype)
     grad_z = np.empty_like(z)
     grad_input = np.empty_like(x)
     grad_weight = np.empty_like(weight)

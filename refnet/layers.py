@@ -185,11 +185,11 @@ class Dense(Layer):
         self.n_in = _validate.positive_int(n_in, "n_in")
         self.n_out = _validate.positive_int(n_out, "n_out")
         self.activation = _dense_activation(activation)
-        self.slope = _validate.leaky_slope(slope)
         if not isinstance(init, str) or init not in INITIALISERS:
             raise ValueError(f"init must be one of {sorted(INITIALISERS)}, got {init!r}")
         self.init = init
         self.dtype = _float_dtype(dtype)
+        self.slope = _validate.leaky_slope(slope, dtype=self.dtype)
         if self.n_in * self.n_out > sys.maxsize // self.dtype.itemsize:
             raise ValueError(f"n_in * n_out ({self.n_in} * {self.n_out}) is too large for one array")
         weight, bias = INITIALISERS[init](_validate.generator(seed), self.n_in, self.n_out)

@@ -187,6 +187,19 @@ class TestArguments:
         with pytest.raises(ValueError, match="slope must be >= 0"):
             make()
 
+    @pytest.mark.parametrize("make", [
+        lambda z: refnet.leaky_relu(z, 1e39), lambda z: refnet.leaky_relu_derivative(z, 1e39),
+        lambda z: refnet.leaky_relu_backward(z, z, 1e39), lambda z: refnet.LeakyReLU(1e39).forward(z),
+        lambda z: refnet.Dense(3, 2, activation="leaky_relu", slope=1e39, dtype=z.dtype),
+        lambda z: refnet.dense(z[None], np.eye(3, dtype=z.dtype), np.zeros(3, z.dtype), "leaky_relu", slope=1e39)])
+    def test_leaky_slope_beyond_float32_is_refused_for_float32(self, make):
+        """Regression: 1e39 passed the float64 finiteness check, became inf in float32, and
+        leaky_relu(0) was inf * 0 = NaN (PyTorch refuses such a slope too)."""
+        z = np.array([-1.0, 0.0, 2.0], np.float32)
+        with pytest.raises(ValueError, match=r"slope must fit in z's dtype \(float32\), got 1e\+39"):
+            make(z)
+        np.testing.assert_array_equal(refnet.leaky_relu(z.astype(np.float64), 1e39), [-1e39, 0.0, 2.0])
+
     @pytest.mark.parametrize("slope", ["0.1", [0.1, 0.2], True])
     def test_slope_must_be_a_number(self, slope):
         with pytest.raises(TypeError, match="slope must be a real number"):
