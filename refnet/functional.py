@@ -350,7 +350,10 @@ def _prelu_slope(slope, z):
         if slope.dtype != z.dtype:
             raise TypeError(f"slope must have the dtype of z ({z.dtype}), got {slope.dtype}")
     else:
-        given = _validate.float_array(slope, "slope")
+        given = np.asarray(slope)
+        if given.dtype.kind in "iu":   # Python integers (0: Keras' initial slope) are numbers too
+            given = given.astype(np.float64)
+        given = _validate.float_array(given, "slope")
         with np.errstate(over="ignore"):
             slope = given.astype(z.dtype)
         if np.isinf(slope).any() and np.isfinite(given).all():

@@ -214,6 +214,13 @@ class TestArguments:
         # Python numbers and lists take z's dtype.
         assert refnet.prelu(z.astype(np.float32), 0.25).dtype == np.float32
         assert refnet.prelu(z.astype(np.float32), [0.1, 0.2, 0.3]).dtype == np.float32
+        # Regression: Python integers, such as Keras' initial slope 0, were refused as int64.
+        negative = -np.ones((1, 3), np.float32)
+        for slope, expected in ((0, [0.0, 0.0, 0.0]), (1, [-1.0, -1.0, -1.0]), ([0, 1, 2], [0.0, -1.0, -2.0])):
+            result = refnet.prelu(negative, slope)
+            assert result.dtype == np.float32 and result.tolist() == [expected], slope
+        with pytest.raises(TypeError, match="slope must have dtype float32 or float64, got bool"):
+            refnet.prelu(z, True)
 
     def test_prelu_backward_out_must_be_a_pair(self):
         with pytest.raises(TypeError, match=r"out must be None or a tuple \(grad_input, grad_slope\)"):
