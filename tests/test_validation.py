@@ -1,5 +1,7 @@
 """Bad input gets a clear TypeError or ValueError naming the argument; good input is never modified."""
 
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import example, given
@@ -152,6 +154,16 @@ class TestArguments:
         """Regression (hostile suite): 10**400 pieces divide an empty axis, then overflowed the kernel's ssize_t."""
         with pytest.raises(ValueError, match="pieces must be at most"):
             refnet.maxout(np.zeros((2, 0)), 10**400)
+
+    @pytest.mark.parametrize("backend", ["compiled", "reference"])
+    @pytest.mark.parametrize("pieces", [2**60, sys.maxsize])
+    def test_the_largest_pieces_divide_an_empty_axis_on_both_backends(self, backend, pieces):
+        """Regression: the reference reshaped z to (..., 0, pieces), which NumPy refuses as too
+        big from pieces = 2**60; the compiled twin returned the empty result."""
+        z = np.zeros((2, 0))
+        with refnet.use_backend(backend):
+            assert refnet.maxout(z, pieces).shape == (2, 0)
+            assert refnet.maxout_backward(np.zeros((2, 0)), z, pieces).shape == (2, 0)
 
     def test_prelu_slope_beyond_the_dtype_is_refused(self):
         """Regression (hostile suite): a Python slope of 1e308 for float32 z warned of an overflow in a cast."""

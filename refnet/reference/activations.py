@@ -522,6 +522,8 @@ def maxout(z, pieces, out):
     ndarray
         ``out``.
     """
+    if z.size == 0:   # no groups; and NumPy refuses the shape (..., 0, pieces) for pieces near 2**63
+        return out
     groups = z.reshape(out.shape + (pieces,))
     out[...] = np.take_along_axis(groups, _winners(groups), axis=-1)[..., 0]
     return out
@@ -553,6 +555,8 @@ def maxout_backward(grad_output, z, pieces, out):
     ndarray
         ``out``.
     """
+    if z.size == 0:   # as in maxout
+        return out
     groups = z.reshape(grad_output.shape + (pieces,))
     grad_groups = np.zeros(groups.shape, dtype=out.dtype)
     np.put_along_axis(grad_groups, _winners(groups), grad_output[..., None], axis=-1)
