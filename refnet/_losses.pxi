@@ -65,13 +65,15 @@ cdef double _softmax_cross_entropy(const floating* logits__rk, const Py_ssize_t*
 cdef double _binary_cross_entropy_with_logits(const floating* logits, const floating* targets,
                                               floating* grad, Py_ssize_t rows,
                                               Py_ssize_t n) noexcept nogil:
-    """loss := sum(max(z, 0) - z t + log1p(exp(-|z|))) / rows;  grad := (sigma(z) - t) / rows"""
+    """loss := sum(c z + log1p(exp(-|z|))) / rows, c = 1 - t (z > 0) or -t, c z = 0 where c = 0;
+    grad := (sigma(z) - t) / rows"""
     cdef Py_ssize_t i
-    cdef double z, t, loss = 0.0
+    cdef double z, t, c, loss = 0.0
     for i in range(n):
         z = logits[i]
         t = targets[i]
-        loss += (z if z > 0 else 0.0) - z * t + log1p(refnet_exp(-fabs(z)))
+        c = 1.0 - t if z > 0 else -t
+        loss += (c * z if c != 0 else 0.0) + log1p(refnet_exp(-fabs(z)))
         grad[i] = <floating>((_sigmoid_of(z) - t) / rows)
     return loss / rows
 

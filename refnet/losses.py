@@ -81,6 +81,9 @@ def binary_cross_entropy_with_logits(logits, targets, out=None):
     .. math:: L = \frac1N \sum_{r,j} \bigl(\max(z, 0) - z t + \ln(1 + e^{-|z|})\bigr),
               \qquad \nabla_z L = (\sigma(z) - t) / N
 
+    (computed as :math:`(1 - t) z` or :math:`-t z`, with :math:`0 \cdot \pm\infty = 0`:
+    see :func:`refnet.reference.losses.binary_cross_entropy_with_logits`).
+
     Parameters
     ----------
     logits : array_like, shape (rows, units)

@@ -243,3 +243,23 @@ def test_the_compiled_kernel_refuses_a_label_written_after_validation(bad_label)
         _core.softmax_cross_entropy(logits, labels, grad)
     # The good rows before it were handled as usual: row 0's gradient is softmax - onehot, / 3.
     np.testing.assert_allclose(grad[0], np.array([-2.0, 1.0, 1.0]) / 9)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_binary_cross_entropy_of_infinite_logits_is_the_limit(dtype, each_backend):
+    """Regression: max(z, 0) - z t gave NaN (inf - inf, or inf * 0) where the loss's limit is
+    0 or inf; by hand, -t ln sigma(z) - (1 - t) ln(1 - sigma(z)) with sigma(inf) = 1, sigma(-inf) = 0."""
+    z = np.array([[np.inf, np.inf, np.inf, -np.inf, -np.inf, -np.inf]], dtype)
+    t = np.array([[0.0, 0.5, 1.0, 0.0, 0.5, 1.0]], dtype)
+    limits = [np.inf, np.inf, 0.0, 0.0, np.inf, np.inf]
+    for column, limit in enumerate(limits):
+        loss, grad = refnet.binary_cross_entropy_with_logits(z[:, column : column + 1], t[:, column : column + 1])
+        assert loss == limit, (z[0, column], t[0, column], loss)
+        assert grad[0, 0] == ((1.0 if z[0, column] > 0 else 0.0) - t[0, column])
+
+
+def test_binary_cross_entropy_does_not_cancel_for_targets_near_1(each_backend):
+    """(1 - t) z is exact here (1 - t = 2**-30, a power of 2 times z); max(z, 0) - z t cancelled
+    to a relative error of 1e-7 (9.313224792480469)."""
+    loss, _ = refnet.binary_cross_entropy_with_logits(np.array([[1e10]]), np.array([[1 - 2.0**-30]]))
+    assert loss == 1e10 * 2.0**-30   # + ln(1 + e^(-1e10)) = 0 in float64
