@@ -234,6 +234,16 @@ def _group(spec, index):
     return group
 
 
+def _same_setting(mine, saved):
+    """Whether a saved configuration entry is this optimizer's: equal and of one type.  A
+    schedule of the caller's own class without ``__eq__`` compares by identity, which no
+    saved copy (pickled, or from a fresh optimizer built the same way) can pass: its type
+    is all that can be compared."""
+    if type(mine) is not type(saved):
+        return False
+    return mine == saved or type(mine).__eq__ is object.__eq__
+
+
 class _Plan:
     """A step's arguments checked once: flat views of the parameters, their state and options.
 
@@ -425,13 +435,15 @@ class Optimizer:
         """The scheduled learning rate of step ``t`` (``t`` steps taken before it).
 
         The schedule's factor must be a finite real >= 0: a NaN, infinite or
-        negative one is refused before any parameter is written.
+        negative one is refused before any parameter is written; so is an ``lr``
+        attribute set to one since the optimizer was built.
         """
+        base = _in_range(self.lr, "lr", 0.0)   # a public attribute: checked again, as when built
         try:
             factor = _validate.finite_scalar(self.schedule.factor(t), f"its factor at step {t}")
             if factor < 0:
                 raise ValueError(f"its factor at step {t} must be >= 0, got {factor}")
-            lr = _validate.finite_scalar(self.lr * factor, f"lr * its factor at step {t}")
+            lr = _validate.finite_scalar(base * factor, f"lr * its factor at step {t}")
         except (TypeError, ValueError) as error:
             raise type(error)(f"schedule {self.schedule!r}: {error}") from None
         return lr
@@ -467,6 +479,9 @@ class Optimizer:
                 raise ValueError(f"names must be a list of {len(params)} strings, one per parameter")
         options = [dict(_GROUP_OPTIONS) for _ in params]
         for index, group in enumerate(self.groups):
+            # Checked again, as when the optimizer was built: a caller may have edited the dict
+            # since (as torch's param_groups), and nothing may be written before it is checked.
+            group = _group(group, index)
             for position in self._selected(group["params"], index, params, names):
                 options[position].update((key, value) for key, value in group.items() if key != "params")
         return options
@@ -539,7 +554,7 @@ class Optimizer:
         if not isinstance(saved, dict):
             raise ValueError(f"state_dict['config'] must be a dict, got {type(saved).__name__}")
         for key in sorted(set(mine) | set(saved), key=str):
-            if type(mine.get(key)) is not type(saved.get(key)) or mine.get(key) != saved.get(key):
+            if not _same_setting(mine.get(key), saved.get(key)):
                 raise ValueError(
                     f"state_dict has {key}={saved.get(key)!r}, but this optimizer has {key}={mine.get(key)!r}"
                 )
@@ -596,7 +611,7 @@ class SGD(Optimizer):
     ----------
     lr : float
         The learning rate :math:`\eta > 0` (required: the conventions' defaults differ).
-    momentum : float in [0, 1), default 0
+    momentum : float in [0, 1], default 0
         Momentum :math:`\mu`; 0 is plain gradient descent.
     nesterov : bool, default False
         Nesterov's look-ahead form of momentum (refused under ``"lee"``).
@@ -849,7 +864,7 @@ class RMSProp(Optimizer):
         Weight of the old average (Keras' ``rho``).
     eps : float, optional
         :math:`\varepsilon \ge 0` added to the denominator (inside the root if ``eps_in_sqrt``).
-    momentum : float in [0, 1), default 0
+    momentum : float in [0, 1], default 0
         Momentum :math:`\mu` on the scaled step.
     centered : bool, default False
         Divide by the root of :math:`v - \bar g^2` (refused under ``"lee"``).
@@ -1111,7 +1126,13 @@ class Adam(Optimizer):
         if done > t:   # a state loaded from an earlier step
             done, product = 0, 1.0
         for i in range(done + 1, t + 1):
-            product *= self._mu(i)
+            following = product * self._mu(i)
+            # A fixed point (0, or the smallest subnormal times a mu above 1/2) stays one: mu_i
+            # grows with i and stays below 1, so every later product rounds to it too.  Stopping
+            # there gives the same bits, where resuming at step 10^9 would multiply 10^9 times.
+            if following == product:
+                break
+            product = following
         self._momentum_product = (t, product)
         return product
 

@@ -1288,3 +1288,95 @@ def test_a_parameter_changed_in_place_is_checked_again(change):
     np.testing.assert_array_equal(a, before[0])
     np.testing.assert_array_equal(b, before[1])
     assert opt.steps == 1
+
+
+# --- found by an adversarial review (2026-12-03) ---------------------------------------------
+
+@pytest.mark.parametrize("key, value, error, message", [
+    ("lr_scale", "0.5", TypeError, r"groups\[0\]\['lr_scale'\] must be a real number"),
+    ("lr_scale", -5.0, ValueError, r"groups\[0\]\['lr_scale'\] must be >= 0.0"),
+    ("lr", 0.0, ValueError, r"groups\[0\] has unknown keys \['lr'\]"),
+    ("weight_decay", 0.01, TypeError, r"groups\[0\]\['weight_decay'\] must be True or False"),
+])
+def test_group_options_edited_between_steps_are_checked_before_any_write(key, value, error, message):
+    """Regression: edited group dicts (public, as torch's param_groups) were re-planned but not
+    re-checked: a string scale failed half-way through a step, a negative one ascended, an
+    unknown key was ignored and a coefficient was read as a flag."""
+    a, b = np.ones(2), np.ones(2)
+    optimizer = refnet.SGD(0.1, groups=[{"params": [1], "lr_scale": 1.0}])
+    optimizer.step([a, b], [np.ones(2), np.ones(2)])
+    optimizer.groups[0][key] = value
+    with pytest.raises(error, match=message):
+        optimizer.step([a, b], [np.ones(2), np.ones(2)])
+    np.testing.assert_array_equal(a, 0.9)   # neither parameter was written
+    np.testing.assert_array_equal(b, 0.9)
+    assert optimizer.steps == 1
+
+
+def test_a_negative_lr_attribute_is_refused_naming_lr():
+    """Regression: lr is a public attribute (the kit's schedule protocol sets it); a negative one
+    ascended, and a string was blamed on the schedule."""
+    w = np.ones(3)
+    optimizer = refnet.SGD(0.1)
+    for value, error in ((-0.1, ValueError), ("0.1", TypeError)):
+        optimizer.lr = value
+        with pytest.raises(error, match=r"^lr must be"):
+            optimizer.step([w], [np.ones(3)])
+    np.testing.assert_array_equal(w, 1.0)
+
+
+class _Cosine:
+    """A schedule of the caller's own, without __eq__."""
+
+    def __init__(self, total):
+        self.total = total
+
+    def factor(self, t):
+        return 0.5 * (1 + math.cos(math.pi * min(t, self.total) / self.total))
+
+
+def test_a_schedule_of_the_callers_own_class_resumes():
+    """Regression: load_state_dict compared configurations with !=, which is identity for an
+    object without __eq__: no optimizer could load a state saved with such a schedule."""
+    import pickle
+
+    w, g = np.ones(3), np.full(3, 0.5)
+    optimizer = refnet.Adam(1e-2, schedule=_Cosine(10))
+    optimizer.step([w], [g])
+    saved = pickle.loads(pickle.dumps(optimizer.state_dict()))
+    resumed_w = w.copy()
+    resumed = refnet.Adam(1e-2, schedule=_Cosine(10))
+    resumed.load_state_dict(saved)
+    for _ in range(3):
+        optimizer.step([w], [g])
+        resumed.step([resumed_w], [g])
+    np.testing.assert_array_equal(resumed_w, w)
+    with pytest.raises(ValueError, match="state_dict has schedule="):   # another type is still refused
+        refnet.Adam(1e-2, schedule=refnet.StepDecay(5, 0.5)).load_state_dict(saved)
+
+
+def test_nadam_resumes_at_a_huge_step_count_at_once():
+    """Regression: after a load, NAdam rebuilt the product of its momentum factors mu_1...mu_t in a
+    Python loop of t passes (4 s at 10^7 steps, never at sys.maxsize).  The product reaches a
+    fixed point (here the smallest subnormal: mu near 0.9 rounds it back to itself) after a few
+    thousand steps, so the loop stops there, with the bits the whole loop would give."""
+    import time
+
+    w, g = np.ones(3), np.full(3, 0.5)
+    optimizer = refnet.Adam(1e-3, nesterov=True)
+    optimizer.step([w], [g])
+    state = optimizer.state_dict()
+    state["steps"] = sys.maxsize - 1
+    resumed = refnet.Adam(1e-3, nesterov=True)
+    resumed.load_state_dict(state)
+    start = time.perf_counter()
+    resumed.step([w], [g])
+    assert time.perf_counter() - start < 5.0   # seconds, against never
+    assert resumed._mu_product(sys.maxsize) == np.finfo(np.float64).smallest_subnormal
+    # The product itself, before it underflows, is unchanged: a product of mu_i by hand.
+    fresh = refnet.Adam(1e-3, nesterov=True)
+    expected = 1.0
+    for i in range(1, 20_001):   # through the fixed point: the whole loop, by hand
+        expected *= fresh._mu(i)
+        if i in (100, 20_000):
+            assert refnet.Adam(1e-3, nesterov=True)._mu_product(i) == expected, i
