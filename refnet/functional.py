@@ -581,12 +581,13 @@ def _dense_activation(activation):
 def _dense_parameters(weight, bias):
     weight = _validate.matrix(weight, "weight")
     bias = _validate.like(bias, "bias", weight.dtype, (weight.shape[1],), "weight's columns")
-    if max(weight.shape) >= 2**31:
-        raise ValueError(f"weight must have fewer than 2**31 rows and columns (BLAS's int), got {weight.shape}")
     return weight, bias
 
 
 def _dense_input(x, weight):
+    """``x`` checked against ``weight``, and both against BLAS's int (every kernel path passes here)."""
+    if max(weight.shape) >= 2**31:
+        raise ValueError(f"weight must have fewer than 2**31 rows and columns (BLAS's int), got {weight.shape}")
     x = _validate.matrix(x, "x", weight.dtype)
     if x.shape[1] != weight.shape[0]:
         raise ValueError(f"x must have {weight.shape[0]} columns (weight's rows), got shape {x.shape}")
