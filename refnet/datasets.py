@@ -76,7 +76,9 @@ def read_idx(path, *, max_bytes=IDX_LIMIT):
         ``max_bytes``.
     """
     max_bytes = positive_int(max_bytes, "max_bytes")
-    with open(path, "rb") as file:
+    # O_NONBLOCK: opening a named pipe would otherwise wait for a writer, before the check below
+    # could refuse it (it does nothing to a regular file's reads).
+    with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as file:
         # (file.read(n) reserves n bytes up front: every read below is of a size already checked.)
         status = os.fstat(file.fileno())
         if not stat.S_ISREG(status.st_mode):   # a pipe or device has no size to check against

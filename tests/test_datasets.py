@@ -2,6 +2,8 @@
 
 import gzip
 import os
+import subprocess
+import sys
 import tracemalloc
 
 import numpy as np
@@ -110,6 +112,18 @@ def test_forged_sizes_and_gzip_bombs_are_refused_before_they_cost_memory(tmp_pat
 def test_a_device_is_refused_unread():
     with pytest.raises(ValueError, match="/dev/zero is not a regular file"):
         read_idx("/dev/zero")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_named_pipe_is_refused_without_waiting_for_a_writer(tmp_path):
+    """Regression: open() of a pipe waits for a writer, so read_idx (and load_mnist, and the
+    refnet command's --data-dir) hung there, before the regular-file check could refuse it.
+    In a subprocess, so that a regression fails by its timeout rather than hang the suite."""
+    pipe = tmp_path / "t10k-images-idx3-ubyte"
+    os.mkfifo(pipe)
+    script = f"from refnet.datasets import read_idx\ntry:\n    read_idx({str(pipe)!r})\nexcept ValueError as e:\n    print(e)"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == f"{pipe} is not a regular file", result
 
 
 def test_gzip_of_several_members_is_read_whole(tmp_path):
