@@ -46,6 +46,10 @@ def _check(mean1, mean2, cov, prior1):
     d = mean1.shape[0]
     if cov.shape != (d, d):
         raise ValueError(f"cov must have shape ({d}, {d}), got {cov.shape}")
+    # Cholesky reads only the lower triangle: symmetry is checked on its own (exactly, as a
+    # covariance matrix built as one is).
+    if not np.array_equal(cov, cov.T):
+        raise ValueError("cov must be symmetric positive definite, got a matrix that is not symmetric")
     try:
         np.linalg.cholesky(cov)
     except np.linalg.LinAlgError:

@@ -178,6 +178,13 @@ def test_two_gaussians_have_the_stated_distribution():
     assert again[0].dtype == np.float32 and np.array_equal(again[1], two_gaussians(10, mean1, mean2, cov, 0.25, seed=0)[1])
     with pytest.raises(ValueError, match="cov must be symmetric positive definite"):
         two_gaussians(10, mean1, mean2, -cov)
+    # Regression: Cholesky reads only the lower triangle, so a matrix that is not symmetric
+    # passed, and was sampled (and solved with) as another matrix than the one given.
+    for call in (lambda c: two_gaussians(10, mean1, mean2, c),
+                 lambda c: refnet.bayes.shared_covariance_logistic(mean1, mean2, c, 0.5),
+                 lambda c: refnet.bayes.gaussian_posterior(np.zeros((1, 2)), mean1, mean2, c, 0.5)):
+        with pytest.raises(ValueError, match="cov must be symmetric positive definite, got a matrix that is not symmetric"):
+            call(np.array([[1.0, 0.9], [0.0, 1.0]]))
 
 
 def test_an_idx_header_whose_size_wraps_around_64_bits_is_refused(tmp_path):
