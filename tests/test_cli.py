@@ -293,3 +293,12 @@ def test_a_closed_stdout_ends_quietly(tmp_path):
     process.stderr.close()
     assert process.wait(timeout=120) == 1
     assert stderr == b""
+
+
+def test_the_saturation_claim_fails_for_a_sigmoid_that_overflows(monkeypatch):
+    """Regression: the claim compared the two values only, which a textbook 1 / (1 + exp(-z))
+    also gives (exp(800) overflows to inf, 1 / inf = 0): its 'no overflow' went untested."""
+    assert _verify._sigmoid_saturation()[1]
+    monkeypatch.setattr(_verify.F, "sigmoid", lambda z: 1 / (1 + np.exp(-np.asarray(z))))
+    detail, passed = _verify._sigmoid_saturation()
+    assert not passed and "overflow" in detail
