@@ -122,7 +122,8 @@ def test_a_named_pipe_is_refused_without_waiting_for_a_writer(tmp_path):
     pipe = tmp_path / "t10k-images-idx3-ubyte"
     os.mkfifo(pipe)
     script = f"from refnet.datasets import read_idx\ntry:\n    read_idx({str(pipe)!r})\nexcept ValueError as e:\n    print(e)"
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    # cwd: not the repository root, whose refnet/ folder would shadow the installed package.
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == f"{pipe} is not a regular file", result
 
 
