@@ -97,7 +97,10 @@ def gaussian_posterior(x, mean1, mean2, cov, prior1):
 
     Parameters
     ----------
-    x : array_like, shape (n, d)
+    x : array_like, shape (n, d) or (d,)
+        Finite real points, one per row.
+    mean1, mean2, cov, prior1
+        As for :func:`shared_covariance_logistic`.
 
     Returns
     -------
@@ -105,7 +108,9 @@ def gaussian_posterior(x, mean1, mean2, cov, prior1):
         :math:`P(C_1 \mid x)` for each row of ``x``.
     """
     mean1, mean2, cov, prior1 = _check(mean1, mean2, cov, prior1)
-    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    x = np.atleast_2d(_finite(x, "x"))
+    if x.ndim != 2 or x.shape[1] != mean1.shape[0]:
+        raise ValueError(f"x must have shape (n, {mean1.shape[0]}) (one point per row), got {x.shape}")
     log_joint1 = np.log(prior1) + _log_gaussian(x, mean1, cov)
     log_joint2 = np.log(1 - prior1) + _log_gaussian(x, mean2, cov)
     scale = np.maximum(log_joint1, log_joint2)

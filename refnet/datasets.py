@@ -55,7 +55,7 @@ def read_idx(path, *, max_bytes=IDX_LIMIT):
     states are checked against ``max_bytes`` (:data:`IDX_LIMIT`, 1 GiB, by
     default) and, for a raw file, against the file's size; a gzip stream is
     decompressed only up to the size its header states.  A size of 0 gives an
-    empty array.
+    empty array (of a shape NumPy can hold: at most 64 sizes, each within its index range).
 
     Parameters
     ----------
@@ -105,8 +105,11 @@ def read_idx(path, *, max_bytes=IDX_LIMIT):
         raise ValueError(f"{path}: truncated: {len(data)} bytes where shape {shape} needs {expected}")
     if len(data) > expected:
         raise ValueError(f"{path}: longer than its header says: shape {shape} needs {expected} bytes")
-    array = np.frombuffer(data, dtype, math.prod(shape), header)
-    return array.reshape(shape).astype(dtype.newbyteorder("="))
+    try:
+        array = np.frombuffer(data, dtype, math.prod(shape), header).reshape(shape)
+    except ValueError as error:   # a shape NumPy cannot hold: over 64 sizes, or huge ones beside a 0
+        raise ValueError(f"{path}: a header that does not fit: shape {shape} ({error})") from None
+    return array.astype(dtype.newbyteorder("="))
 
 
 def _idx_header(data, path):
@@ -187,6 +190,8 @@ def load_mnist(directory, subset="test", *, dtype=np.float64, flatten=True):
     if images.dtype != np.uint8 or images.ndim != 3:
         raise ValueError(f"{images_path}: expected unsigned bytes of 3 dimensions (magic 0x00000803), "
                          f"got {images.dtype} with {images.ndim}")
+    if images.shape[1:] != (28, 28):
+        raise ValueError(f"{images_path}: MNIST's images are 28x28, got {images.shape[1]}x{images.shape[2]}")
     if labels.dtype != np.uint8 or labels.ndim != 1:
         raise ValueError(f"{labels_path}: expected unsigned bytes of 1 dimension (magic 0x00000801), "
                          f"got {labels.dtype} with {labels.ndim}")

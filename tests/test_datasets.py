@@ -1,6 +1,7 @@
 """Datasets: the real MNIST test files, hand-made IDX files (good and broken), digits, two Gaussians."""
 
 import gzip
+import math
 import os
 import subprocess
 import sys
@@ -154,6 +155,10 @@ def test_mnist_files_that_do_not_fit_together_are_refused(tmp_path):
     (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(_idx(np.zeros((3, 1), np.uint8)))
     with pytest.raises(ValueError, match="expected unsigned bytes of 1 dimension"):
         load_mnist(tmp_path)
+    # Regression: images of another size were read as MNIST, and the experiments ran on them.
+    _write_mnist(tmp_path, np.zeros((3, 5, 5), np.uint8), np.array([1, 2, 3], np.uint8), compress=False)
+    with pytest.raises(ValueError, match="t10k-images-idx3-ubyte: MNIST's images are 28x28, got 5x5"):
+        load_mnist(tmp_path)
     with pytest.raises(FileNotFoundError, match="no train-images-idx3-ubyte.gz or train-images-idx3-ubyte"):
         load_mnist(tmp_path, "train")
     with pytest.raises(ValueError, match="subset must be one of"):
@@ -186,6 +191,16 @@ def test_two_gaussians_have_the_stated_distribution():
                  lambda c: refnet.bayes.gaussian_posterior(np.zeros((1, 2)), mean1, mean2, c, 0.5)):
         with pytest.raises(ValueError, match="cov must be symmetric positive definite, got a matrix that is not symmetric"):
             call(np.array([[1.0, 0.9], [0.0, 1.0]]))
+    # Regression: x was not checked: a column was broadcast to every coordinate, other widths
+    # failed inside NumPy, and a complex x lost its imaginary part.
+    posterior = refnet.bayes.gaussian_posterior
+    for x, error, message in ((np.ones((4, 1)), ValueError, r"x must have shape \(n, 2\) \(one point per row\), got \(4, 1\)"),
+                              (np.ones((2, 3)), ValueError, r"x must have shape \(n, 2\)"),
+                              (np.ones((2, 2), complex), TypeError, "x must be an array of real numbers"),
+                              ([[np.nan, 0.0]], ValueError, "x must be finite")):
+        with pytest.raises(error, match=message):
+            posterior(x, mean1, mean2, cov, 0.25)
+    assert posterior(mean1, mean1, mean2, cov, 0.25).shape == (1,)   # one point as a vector
 
 
 def test_an_idx_header_whose_size_wraps_around_64_bits_is_refused(tmp_path):
@@ -194,4 +209,15 @@ def test_an_idx_header_whose_size_wraps_around_64_bits_is_refused(tmp_path):
     path = tmp_path / "forged-idx3-ubyte.gz"
     path.write_bytes(gzip.compress(header))
     with pytest.raises(ValueError, match=r"needs 18446744073709551632 bytes"):   # 2^64 + 16: no wrap to 16
+        refnet.datasets.read_idx(path)
+
+
+@pytest.mark.parametrize("sizes", [[1] * 70, [0] + [2**32 - 1] * 3, [2**32 - 1] * 3 + [0]])
+def test_an_idx_shape_numpy_cannot_hold_is_refused_naming_the_file(tmp_path, sizes):
+    """Regression: 70 sizes, or huge sizes beside a 0 (0 bytes of data, within max_bytes), raised
+    NumPy's own ValueError from reshape, naming neither the file nor its header."""
+    path = tmp_path / "forged-idx"
+    path.write_bytes(bytes([0, 0, 0x08, len(sizes)]) + b"".join(n.to_bytes(4, "big") for n in sizes)
+                     + bytes(math.prod(sizes)))
+    with pytest.raises(ValueError, match=f"{path}: a header that does not fit: shape"):
         refnet.datasets.read_idx(path)
