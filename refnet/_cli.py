@@ -182,7 +182,11 @@ def run_overfitting(args, x, y, info, progress):
     train_size, hidden = OVERFITTING_SIZES[info["dataset"]]
     train_size = args.train_size or train_size
     if train_size >= len(x):
-        raise UsageError(f"--train-size {train_size} leaves no rows to test on ({len(x)} rows)")
+        # Name what set the training size: the user's --train-size, or the dataset's default
+        # (tour has no --train-size: more --rows is the way out there).
+        source = (f"--train-size {train_size}" if args.train_size else
+                  f"the {info['dataset']} default of {train_size} training rows (pass more --rows)")
+        raise UsageError(f"{source} leaves no rows to test on ({len(x)} rows)")
     result = experiments.overfitting(x=x, y=y, train_size=train_size, test_size=None, hidden=hidden,
                                      epochs=args.epochs, seed=args.seed, progress=progress)
     metrics = ["fit_accuracy", "train_accuracy", "test_accuracy", "train_loss", "test_loss", "epochs"]

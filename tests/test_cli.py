@@ -231,7 +231,11 @@ def _bad_inputs(tmp):
         "plot onto a folder": (["depth", "--plot", tmp], "is a folder"),
         "unknown claim": (["verify", "sigmoid-maximum"], "no claim 'sigmoid-maximum'"),
         "no rows left to test": (["overfitting", "--dataset", "gaussians", "--rows", "50", "--train-size", "50"],
-                                 "leaves no rows to test on"),
+                                 "--train-size 50 leaves no rows to test on (50 rows)"),
+        # Regression: named --train-size, which was not given (and which tour does not have).
+        "no rows left by default": (["overfitting", "--rows", "200"],
+                                    "the digits default of 200 training rows (pass more --rows) leaves no rows to test on (200 rows)"),
+        "no rows left in the tour": (["tour", "--rows", "200"], "default of 200 training rows (pass more --rows)"),
         "too few rows": (["optimizers", "--dataset", "gaussians", "--rows", "3"], "at least 4 rows"),
     }
 
