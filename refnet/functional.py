@@ -585,14 +585,10 @@ def _dense_parameters(weight, bias):
 
 
 def _dense_input(x, weight):
-    """``x`` checked against ``weight``, and both against BLAS's int (every kernel path passes here)."""
-    if max(weight.shape) >= 2**31:
-        raise ValueError(f"weight must have fewer than 2**31 rows and columns (BLAS's int), got {weight.shape}")
+    """``x`` checked against ``weight`` (every kernel path passes here)."""
     x = _validate.matrix(x, "x", weight.dtype)
     if x.shape[1] != weight.shape[0]:
         raise ValueError(f"x must have {weight.shape[0]} columns (weight's rows), got shape {x.shape}")
-    if x.shape[0] >= 2**31:
-        raise ValueError(f"x must have fewer than 2**31 rows (BLAS's int), got {x.shape[0]}")
     return x
 
 

@@ -192,8 +192,6 @@ class Dense(Layer):
         self.slope = _validate.leaky_slope(slope, dtype=self.dtype)
         if self.n_in * self.n_out > sys.maxsize // self.dtype.itemsize:
             raise ValueError(f"n_in * n_out ({self.n_in} * {self.n_out}) is too large for one array")
-        if max(self.n_in, self.n_out) >= 2**31:
-            raise ValueError(f"n_in and n_out must be below 2**31 (BLAS's int), got {self.n_in} and {self.n_out}")
         weight, bias = INITIALISERS[init](_validate.generator(seed), self.n_in, self.n_out)
         self.weight = weight.astype(self.dtype)
         self.bias = bias.astype(self.dtype)
