@@ -536,6 +536,11 @@ def overfitting(directory=None, *, x=None, y=None, train_size=1000, test_size=20
         raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
     if not isinstance(match_dropout_modes, (bool, np.bool_)):
         raise TypeError(f"match_dropout_modes must be True or False, got {match_dropout_modes!r}")
+    n_validation = max(1, round(validation_fraction * train_size))
+    if "early-stopping" in methods and n_validation >= train_size:
+        raise ValueError(f"train_size ({train_size}) leaves no rows to train on after early stopping's validation "
+                         f"split ({n_validation} of them, validation_fraction={validation_fraction}); use at least "
+                         f"2 training rows or leave 'early-stopping' out of methods")
     # The optimizer checks lr, momentum and weight_decay (naming them) when built here, before any training.
     SGD(lr, momentum=momentum, weight_decay=weight_decay)
     progress = _progress(progress)
@@ -570,8 +575,7 @@ def overfitting(directory=None, *, x=None, y=None, train_size=1000, test_size=20
             groups = _scale_at_test_groups(net)
         elif method == "early-stopping":
             order = np.random.default_rng(validation_seed).permutation(train_size)
-            n_val = max(1, round(validation_fraction * train_size))
-            val, kept = np.sort(order[:n_val]), np.sort(order[n_val:])
+            val, kept = np.sort(order[:n_validation]), np.sort(order[n_validation:])
             fit_x, fit_y = x_train[kept], y_train[kept]
             extra = {"validation_data": (x_train[val], y_train[val])}
             callbacks.append(EarlyStopping("val_loss", patience=patience, restore_best_weights=True))

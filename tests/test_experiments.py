@@ -214,6 +214,10 @@ def test_match_dropout_modes_changes_only_the_scale_at_test_run():
     ({"weight_decay": "a lot"}, TypeError, "weight_decay"),
     ({"match_dropout_modes": "yes"}, TypeError, "match_dropout_modes"),
     ({"seed": 1.5}, TypeError, "seed"),
+    # Regression: early stopping's validation split took the only training row, and fit then
+    # refused "x must have at least 1 row(s)" (also what `refnet overfitting --train-size 1` said).
+    ({"train_size": 1, "test_size": 10}, ValueError, r"train_size \(1\) leaves no rows to train on"),
+    ({"train_size": 2, "test_size": 10, "validation_fraction": 0.9}, ValueError, r"train_size \(2\) leaves no"),
 ])
 def test_overfitting_refuses_bad_arguments_by_name(kwargs, error, match):
     if "directory" not in kwargs and kwargs != {}:
