@@ -93,7 +93,11 @@ def gaussian_posterior(x, mean1, mean2, cov, prior1):
               {\pi_1 \mathcal N(x; \mu_1, \Sigma) + \pi_2 \mathcal N(x; \mu_2, \Sigma)}
 
     The densities are scaled by a common factor before the division so that
-    points far from both means do not underflow to 0/0.
+    points far from both means do not underflow to 0/0.  A point whose squared
+    Mahalanobis distances to both means overflow (about :math:`10^{154}`
+    standard deviations away) is refused: both log-densities are :math:`-\infty`
+    there, and no rescaling of the two densities recovers their ratio
+    (:func:`shared_covariance_logistic` does, as :math:`\sigma(w \cdot x + b)`).
 
     Parameters
     ----------
@@ -113,6 +117,11 @@ def gaussian_posterior(x, mean1, mean2, cov, prior1):
         raise ValueError(f"x must have shape (n, {mean1.shape[0]}) (one point per row), got {x.shape}")
     log_joint1 = np.log(prior1) + _log_gaussian(x, mean1, cov)
     log_joint2 = np.log(1 - prior1) + _log_gaussian(x, mean2, cov)
+    unresolved = np.flatnonzero(np.isneginf(log_joint1) & np.isneginf(log_joint2))
+    if unresolved.size:
+        raise ValueError(f"x[{unresolved[0]}] is too far from both means for their densities to be compared "
+                         f"in float64 (both squared Mahalanobis distances overflow); shared_covariance_logistic "
+                         f"gives the posterior there")
     scale = np.maximum(log_joint1, log_joint2)
     joint1, joint2 = np.exp(log_joint1 - scale), np.exp(log_joint2 - scale)
     return joint1 / (joint1 + joint2)

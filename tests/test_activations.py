@@ -523,3 +523,16 @@ def test_split_sigmoid_and_tanh_give_the_same_bits_and_start_threads_only_when_a
     if result.returncode == 77:
         pytest.skip("this build has no OpenMP: every kernel runs on one thread")
     assert result.returncode == 0, result.stderr
+
+
+def test_gaussian_posterior_refuses_points_whose_densities_cannot_be_compared():
+    """Regression: a point 1e155 from both means overflowed both squared Mahalanobis distances, and
+    gaussian_posterior returned NaN with a RuntimeWarning.  One overflowing distance is still fine:
+    the point is then infinitely more likely under the other class."""
+    means, cov = (np.zeros(2), np.array([1.0, 0.0])), np.eye(2)
+    with pytest.raises(ValueError, match=r"x\[1\] is too far from both means"):
+        refnet.bayes.gaussian_posterior([[0.5, 0.0], [1e155, 0.0]], *means, cov, 0.5)
+    # Exactly halfway the densities are equal, whatever the prior; near the means the posterior
+    # is the written-out Bayes rule (the densities differ by exp(-(0.5 - x)) at x on the axis).
+    np.testing.assert_allclose(refnet.bayes.gaussian_posterior([[0.5, 0.0], [0.0, 0.0]], *means, cov, 0.3),
+                               [0.3, 0.3 / (0.3 + 0.7 * np.exp(-0.5))], rtol=1e-15)
