@@ -189,7 +189,7 @@ class PlainSGD:
             # training epoch's time), and BLAS axpy from SciPy would wake SciPy's thread
             # pool against NumPy's, which runs the products (measured: 4x slower epochs).
             if param.flags.c_contiguous and grad.flags.c_contiguous and param.dtype == grad.dtype \
-                    and param.dtype in _validate.FLOAT_DTYPES:
+                    and param.shape == grad.shape and param.dtype in _validate.FLOAT_DTYPES:
                 active().sgd(param.reshape(-1), grad.reshape(-1), self.learning_rate, 0.0, 0.0, 1.0)
             else:   # reshape would copy, and the update would be lost
                 param -= self.learning_rate * grad

@@ -185,6 +185,16 @@ def test_plain_sgd_updates_in_place_whatever_the_layout():
     assert np.array_equal(params[0], np.zeros((3, 2))) and np.array_equal(params[1], 1 - 0.5 * grads[1])
 
 
+def test_plain_sgd_refuses_a_gradient_of_another_shape():
+    """Review: the kernel path read past the end of a shorter gradient (the sgd kernel loops over
+    the parameter's size); the other path broadcasts or raises, as NumPy does."""
+    base = np.arange(1.0, 11.0)
+    param = np.zeros(5)
+    with pytest.raises(ValueError):
+        PlainSGD(1.0).step([param], [base[:2]])
+    np.testing.assert_array_equal(param, 0)
+
+
 def test_same_seed_same_training():
     x, y = _blobs()
     runs = []
