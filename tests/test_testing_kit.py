@@ -86,31 +86,68 @@ def test_rmsprop_with_eps_in_the_wrong_place_and_other_conventions_are_named():
         check_optimizer(refnet.Adagrad(0.1, convention="keras"), "adagrad", "torch", lr=0.1)
 
 
-def centred_rmsprop_step(eps_in_sqrt):
-    """optax's rmsprop(centered=True, bias_correction=True) as a user may write it: the centred
-    variance as (v - m^2 / c) / c, where the textbook takes v / c - (m / c)^2."""
+def centred_rmsprop_step(correction=True):
+    """optax's rmsprop(centered=True, bias_correction=True, eps_in_sqrt=True) as a user may write it:
+    the centred variance as (v - m^2 / c) / c, where the textbook takes v / c - (m / c)^2."""
     def step(params, grads, state, lr):
         t = state["t"] = state.get("t", 0) + 1
-        c = 1 - 0.9**t
+        c = 1 - 0.9**t if correction else 1.0
         for i, (theta, g) in enumerate(zip(params, grads)):
             v = state[i, "v"] = 0.9 * state.get((i, "v"), 0) + 0.1 * g * g
             m = state[i, "m"] = 0.9 * state.get((i, "m"), 0) + 0.1 * g
-            variance = (v - m * m / c) / c
-            theta -= lr * g / (np.sqrt(variance + 1e-8) if eps_in_sqrt else np.sqrt(variance) + 1e-8)
+            theta -= lr * g / np.sqrt((v - m * m / c) / c + 1e-8)
     return step
 
 
-def test_rounding_of_an_ill_conditioned_step_is_allowed_and_a_convention_still_named():
+CENTRED = dict(lr=1e-3, alpha=0.9, eps=1e-8, centered=True, bias_correction=True, eps_in_sqrt=True)
+
+
+def test_rounding_of_an_ill_conditioned_step_is_allowed_and_mistakes_still_refused():
     """Regression: at step 1 the bias-corrected centred variance is g^2 - g^2 = 0, and the few ulp
     of g^2 that each float64 evaluation leaves, under eps = 1e-8 inside the root, moved the step by
     3e-9 relatively (optax's own rmsprop too): above the kit's rtol of 1e-9, so correct code was
-    refused.  The allowance follows float64's own rounding of the textbook step (measured against
-    a long-double evaluation), so eps outside the root, a 1e-4 relative change, is still named."""
-    hyper = dict(lr=1e-3, alpha=0.9, eps=1e-8, centered=True, bias_correction=True, eps_in_sqrt=True)
-    check_optimizer(centred_rmsprop_step(eps_in_sqrt=True), "rmsprop", "optax", **hyper)
-    with pytest.raises(ConformanceError, match=r"step 1,.*Your RMSProp has ε outside the root"):
+    refused.  The allowance follows how far 8 ulp of the cancelling terms move the textbook step,
+    so eps outside the root (a change of 1e4 times the step) is still refused at step 1, and the
+    search that names a mistake does not use it (review: with it, an eps = 0 variant, whose
+    allowance is as large as its step, "matched" a missing bias correction)."""
+    check_optimizer(centred_rmsprop_step(), "rmsprop", "optax", **CENTRED)
+    with pytest.raises(ConformanceError, match=r"differs at step 1,") as error:
         check_optimizer(refnet.RMSProp(1e-3, alpha=0.9, centered=True, bias_correction=True), "rmsprop", "optax",
-                        **hyper)
+                        **CENTRED)
+    with pytest.raises(ConformanceError, match=r"differs at step 1,.*no bias correction") as error:
+        check_optimizer(centred_rmsprop_step(correction=False), "rmsprop", "optax", **CENTRED)
+    assert error.value.matches["eps"] == 1e-8
+
+
+@pytest.mark.parametrize("eps, eps_in_sqrt", [(0.0, True), (1e-8, False)])
+def test_a_configuration_float64_cannot_decide_is_refused_before_the_optimizer_runs(eps, eps_in_sqrt):
+    """With eps = 0, or outside the root, the first step of a centred, bias-corrected RMSProp divides by
+    the few ulp that rounding leaves of a variance that is exactly 0: any step would "conform"."""
+    def never_called(params, grads, state, lr):
+        raise AssertionError("the optimizer ran")
+
+    with pytest.raises(ValueError, match="cannot be checked in float64: at step 1"):
+        check_optimizer(never_called, "rmsprop", "optax", **{**CENTRED, "eps": eps, "eps_in_sqrt": eps_in_sqrt})
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_momentum_of_one_carries_the_allowance_without_inf_or_nan(nesterov):
+    """Review: the allowance was scaled by (1 + mu) / (1 - mu), inf at mu = 1: a centred RMSProp that never
+    moved conformed, and 0 * inf = NaN refused correct non-centred code.  It now goes through the buffer
+    as the step does: 0 without a centred variance, finite with one, growing with the steps at mu = 1."""
+    from refnet.testing.optimizers import _SIZES, _cases, _flat, _settings, _trajectory
+
+    theta0, grads = _cases(0)
+    for centered in (False, True):
+        settings = _settings("rmsprop", "optax", {**CENTRED, "centered": centered, "momentum": 1.0,
+                                                    "nesterov": nesterov})
+        _, rounding = _trajectory("rmsprop", settings, _flat(theta0), [_flat(g) for g in grads], [1e-3] * len(grads),
+                                  _SIZES)
+        assert np.isfinite(rounding).all()
+        assert (rounding == 0).all() != centered
+    with pytest.raises(ConformanceError, match="differs at step 1"):
+        check_optimizer(lambda params, grads, state, lr: None, "rmsprop", "optax",
+                        **{**CENTRED, "momentum": 1.0, "nesterov": nesterov})
 
 
 def test_the_learning_rate_inside_the_momentum_buffer_shows_only_under_a_schedule():

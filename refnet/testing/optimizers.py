@@ -21,7 +21,8 @@ versions); they are deliberately not refnet's kernels, so that refnet's
 optimizers are checked by them too.  Where a denominator is exactly 0 (ε = 0
 and every gradient so far 0) the step is 0.  A centred RMSProp's variance
 cancels; the comparison there allows what 8 ulp of the cancelling terms change
-in the step (see the guide *Check your framework's optimizer*).
+in the step, and a configuration where that is as large as the step is refused
+(see the guide *Check your framework's optimizer*).
 """
 
 import dataclasses
@@ -295,17 +296,21 @@ def _rmsprop(s, theta, g, lr, state, t):
         rounding = np.maximum(np.abs(_divide(g, _denominator(s, np.maximum(variance - spread, 0.0))) - direction),
                               np.abs(_divide(g, _denominator(s, variance + spread)) - direction))
     mu = s["momentum"]
-    # A step's rounding stays in θ; through a momentum buffer it is summed with weights
-    # μ, μ², ... (Nesterov adds it once more): at most (1 + μ) / (1 - μ) times.
-    state["rounding"] = state.get("rounding", 0.0) + lr * rounding * (
-        (1 + mu) / (1 - mu) if mu < 1 else math.inf)
     if not mu:
         theta -= lr * direction
+        state["rounding"] = state.get("rounding", 0.0) + lr * rounding
         return
     term = lr * direction if s["lr_in_momentum"] else direction
     state["B"] = mu * state.get("B", 0.0) + term
     step = term + mu * state["B"] if s["nesterov"] else state["B"]
     theta -= step if s["lr_in_momentum"] else lr * step
+    # The rounding bound goes through the buffer as the step does (a linear map with
+    # coefficients >= 0), and stays in θ once taken.
+    scale = 1.0 if s["lr_in_momentum"] else lr
+    term_rounding = scale * rounding
+    state["B_rounding"] = mu * state.get("B_rounding", 0.0) + term_rounding
+    step_rounding = term_rounding + mu * state["B_rounding"] if s["nesterov"] else state["B_rounding"]
+    state["rounding"] = state.get("rounding", 0.0) + step_rounding * (1.0 if s["lr_in_momentum"] else lr)
 
 
 def _adam(s, theta, g, lr, state, t):
@@ -452,19 +457,34 @@ def _user_trajectory(target, theta0, grads, lrs, schedule):
     return np.array(rows)
 
 
-def _first_difference(user, reference, rounding):
+def _first_difference(user, reference, rounding=None):
     """(step, flat index, got, want) of the first element of the first step where the
     displacements from θ₀ differ by more than the tolerance, widened by ``rounding`` (per step and
-    element, from ``_trajectory``), or None."""
+    element, from ``_trajectory``) if given, or None."""
     tolerance = CONFORMANCE["optimizer"]
     for t in range(1, len(user)):
         got, want = user[t] - user[0], reference[t] - reference[0]
-        allowed = tolerance if not rounding[t].any() else dataclasses.replace(tolerance, atol=tolerance.atol + rounding[t])
+        widen = rounding is not None and rounding[t].any()
+        allowed = dataclasses.replace(tolerance, atol=tolerance.atol + rounding[t]) if widen else tolerance
         report = allowed.compare(got, want)
         if not report.holds:
             (index,) = report.first
             return t, index, got[index], want[index]
     return None
+
+
+def _refuse_undecidable(reference, rounding):
+    """A ValueError where float64 cannot tell the textbook step from others: the rounding allowance
+    as large as the displacement itself (a centred variance that cancels to 0 beside ε = 0 or ε
+    outside the root, at the first step of a bias-corrected RMSProp)."""
+    with np.errstate(invalid="ignore"):
+        undecidable = (rounding > 0) & ~(rounding < np.abs(reference - reference[0]))
+    if undecidable.any():
+        step = int(np.flatnonzero(undecidable.any(axis=1))[0])
+        raise ValueError(
+            f"this configuration cannot be checked in float64: at step {step} its centred variance cancels "
+            f"(to 0 at the first step with bias correction), and with this ε the few ulp that rounding leaves "
+            f"there change the step by as much as the step itself; put ε inside the root and above 0")
 
 
 def _where(flat_index):
@@ -655,7 +675,9 @@ def _diagnosis(family, convention, expected, user, theta0, grads, lrs):
     """(the sentence naming what the code matches, the matched variant or None)."""
     best, best_key = None, None
     for variant in _variants(family, expected):
-        if _first_difference(user, *_trajectory(family, variant, theta0, grads, lrs, _SIZES)) is None:
+        # Without the rounding allowance: it is wide only where a variant's step is ill-conditioned
+        # (ε = 0 beside a cancelling variance), and would let that variant "match" anything.
+        if _first_difference(user, textbook_trajectory(family, variant, theta0, grads, lrs, _SIZES)) is None:
             count, sentence = _naming(family, convention, expected, variant)
             key = (count, len(_describe(expected, variant)))
             if best_key is None or key < best_key:
@@ -716,7 +738,9 @@ def check_optimizer(optimizer, family, convention="torch", *, schedule=None, see
         variant the code follows instead (``error.matches``).
     TypeError, ValueError
         An unknown family, convention or hyper-parameter, or a hyper-parameter of the wrong
-        type or out of its range (``lr`` missing, ``beta1`` NaN, ``eps`` negative, ...).
+        type or out of its range (``lr`` missing, ``beta1`` NaN, ``eps`` negative, ...);
+        a configuration float64 cannot check (a centred, bias-corrected RMSProp with ε = 0 or
+        ε outside the root), before the optimizer runs.
 
     Examples
     --------
@@ -728,8 +752,10 @@ def check_optimizer(optimizer, family, convention="torch", *, schedule=None, see
     theta0, grads = _cases(seed)
     lrs = _learning_rates(expected["lr"], schedule)
     flat_grads = [_flat(g) for g in grads]
+    reference, rounding = _trajectory(family, expected, _flat(theta0), flat_grads, lrs, _SIZES)
+    _refuse_undecidable(reference, rounding)
     user = _user_trajectory(optimizer, theta0, grads, lrs, schedule)
-    difference = _first_difference(user, *_trajectory(family, expected, _flat(theta0), flat_grads, lrs, _SIZES))
+    difference = _first_difference(user, reference, rounding)
     if difference is None:
         return
     step, index, got, want = difference
