@@ -67,6 +67,43 @@ def _logistic_halves(z):
     return 1 / (1 + e), e / (1 + e)
 
 
+# Cody and Waite's split of ln 2 (fdlibm's): LN2_HI has its low 21 bits zero, so k * LN2_HI is
+# exact for |k| < 2^21 and x - k * LN2_HI is exact where x is within ln 2 of k ln 2.
+_LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
+
+
+def _times_exp(g, x, extra=0):
+    r""":math:`g\,e^{x}\,2^{\text{extra}}` for float64 ``g`` and ``x``, with no underflow before the product.
+
+    With :math:`x = k \ln 2 + r`, :math:`|r| \le \tfrac12 \ln 2`: :math:`(g/2) e^r` is rounded once
+    (halved first: :math:`e^r` reaches :math:`\sqrt 2`, and :math:`g` the largest float) and then
+    scaled by :math:`2^{k + 1 + \text{extra}}` exactly (``ldexp``; one more rounding only where
+    the result itself is subnormal).  Error: :math:`r` rounds once (:math:`2^{-55}` absolute,
+    0.25 ulp of :math:`e^r`), libm's exp < 1 ulp, the product 0.5: < 1.75 ulp.  For
+    :math:`|x| \le 3000` (:math:`|k| < 2^{12}`).
+    """
+    k = np.rint(x / np.log(2))
+    r = (x - k * _LN2_HI) - k * _LN2_LO
+    return np.ldexp(g * 0.5 * np.exp(r), k.astype(np.int32) + (extra + 1))
+
+
+def _backward_tails(grad_output, z, band, doubled):
+    """Where f'(z) = c e^(-s|z|) (1 + ...) is subnormal in float64 but g f'(z) need not be, the
+    mask and g e^(-s|z|) c by :func:`_times_exp` (s = 2 and c = 4 for sech^2, ``doubled``; s = c = 1
+    for sigma'), in place of the product with a subnormal f'(z); None if no element is there.
+    There e^(-s|z|) < 2^-1021, so the factor 1 / (1 + e)^2 is 1 within 2^-1020 relative.
+    ``band``: the |z| between which that holds for some float64 g; beyond it g f'(z) rounds to 0,
+    as the plain product gives.  Read before ``out`` is written: it may be ``grad_output`` or ``z``."""
+    if z.dtype != np.float64:
+        return None   # float32: |g| < 2^128, so g f'(z) rounds to 0 in float32 wherever f'(z) is subnormal
+    magnitude = np.abs(z)
+    tails = (magnitude > band[0]) & (magnitude < band[1])
+    if not tails.any():
+        return None
+    x = -2 * magnitude[tails] if doubled else -magnitude[tails]
+    return tails, _times_exp(grad_output[tails], x, 2 if doubled else 0)
+
+
 def sigmoid(z, out):
     r"""Logistic sigmoid, the two-class Bayes posterior [Bishop]_.
 
@@ -130,7 +167,9 @@ def sigmoid_backward(grad_output, z, out):
 
     The input rather than the output :math:`a = \sigma(z)` is taken because
     :math:`\sigma'` cannot be recovered accurately from a rounded :math:`a`
-    (see :func:`sigmoid_derivative`).
+    (see :func:`sigmoid_derivative`).  In float64, where :math:`\sigma'(z)` is
+    subnormal (:math:`708 < |z| < 1454`), the product is formed as
+    :math:`g e^{-|z|}` without first rounding :math:`e^{-|z|}` to a few bits.
 
     Parameters
     ----------
@@ -146,9 +185,16 @@ def sigmoid_backward(grad_output, z, out):
     ndarray
         ``out``.
     """
+    tails = _backward_tails(grad_output, z, _SIGMOID_TAILS, doubled=False)
     upper, lower = _logistic_halves(z)
     out[...] = grad_output * (upper * lower)
+    if tails is not None:
+        out[tails[0]] = tails[1]
     return out
+
+
+# |z| where e^-|z| is below 2^-1021 (subnormal σ') and g e^-|z| above 2^-1075 for some float64 g.
+_SIGMOID_TAILS = (708.0, 1454.0)
 
 
 def tanh(z, out):
@@ -203,6 +249,9 @@ def tanh_backward(grad_output, z, out):
 
     .. math:: \frac{\partial L}{\partial z} = \frac{\partial L}{\partial a}\,\operatorname{sech}^2 z
 
+    In float64, where :math:`\operatorname{sech}^2 z` is subnormal (:math:`354 < |z| < 727`),
+    the product is formed as :math:`4 g e^{-2|z|}` without first rounding the derivative.
+
     Parameters
     ----------
     grad_output : ndarray
@@ -217,8 +266,15 @@ def tanh_backward(grad_output, z, out):
     ndarray
         ``out``.
     """
+    tails = _backward_tails(grad_output, z, _TANH_TAILS, doubled=True)
     out[...] = grad_output * _sech_squared(z)
+    if tails is not None:
+        out[tails[0]] = tails[1]
     return out
+
+
+# Half of _SIGMOID_TAILS: sech^2 z = 4 e^-2|z| (1 + ...).
+_TANH_TAILS = (354.0, 727.0)
 
 
 def _sech_squared(z):
