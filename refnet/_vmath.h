@@ -208,12 +208,13 @@ REFNET_INLINE double refnet_tanh_derivative_f32_of(double z) {
 /* g e^x 2^extra with no underflow before the product: x = k ln2 + r, (g / 2) e^r rounded once
    (halved: e^r reaches sqrt 2, g the largest double), then scaled exactly (ldexp; rounded again
    only where the result is subnormal).  < 1.75 ulp.  The
-   float64 backward passes use it where f'(z) is subnormal: the same operations as the
-   reference's _times_exp (refnet/reference/activations.py), libm's exp as NumPy's. */
+   float64 backward passes use it where f'(z) is subnormal: the operations of the reference's
+   _times_exp (refnet/reference/activations.py), with this header's exp rather than libm's,
+   whose bits differ between machines (glibc picks an FMA or a plain version by CPU). */
 static double refnet_times_exp(double g, double x, int extra) {
     double k = rint(x / 0.6931471805599453);
     double r = (x - k * REFNET_LN2_HI) - k * REFNET_LN2_LO;
-    return ldexp(g * 0.5 * exp(r), (int)k + (extra + 1));
+    return ldexp(g * 0.5 * refnet_exp(r), (int)k + (extra + 1));
 }
 
 /* The float64 backward passes: g f'(z), except where f'(z) = c e^(-s|z|) is subnormal but the
@@ -224,8 +225,9 @@ static double refnet_times_exp(double g, double x, int extra) {
    (Measured, 10^7 elements on AVX2: 29-31 ms without the band, 33 ms with the noting; checking
    in blocks of 512 first cost 38-42 ms.) */
 #define REFNET_IN_BAND(x, low, high) ((((x) > (low)) & ((x) < (high))) | (((x) < -(low)) & ((x) > -(high))))
-/* A NaN result as NumPy's np.nan: gcc forms -|z| of a NaN z with the sign bit set or not
-   depending on how it vectorised the loop (by clone, and by position within one). */
+/* Every NaN result as NumPy's np.nan: gcc forms -|z| of a NaN z with the sign bit set or not
+   depending on how it vectorised the loop (by clone, and by position within one), and the
+   band's scaling would pass a NaN g's own sign and payload through. */
 #define REFNET_QUIET(r) ((r) == (r) ? (r) : NAN)
 #define REFNET_BACKWARD_TAILS(name, f, low, high, s, extra, attr)                           \
     attr static void name(const double* g, const double* z, double* out, ptrdiff_t n) {     \
@@ -235,7 +237,7 @@ static double refnet_times_exp(double g, double x, int extra) {
             if (tails) {                                                                    \
                 for (ptrdiff_t i = 0; i < n; i++) {                                         \
                     out[i] = REFNET_IN_BAND(z[i], low, high)                                \
-                             ? refnet_times_exp(g[i], -(s) * fabs(z[i]), extra)            \
+                             ? REFNET_QUIET(refnet_times_exp(g[i], -(s) * fabs(z[i]), extra)) \
                              : REFNET_QUIET(g[i] * f(z[i]));                               \
                 }                                                                           \
                 return;                                                                     \
@@ -248,7 +250,7 @@ static double refnet_times_exp(double g, double x, int extra) {
         if (tails)                                                                          \
             for (ptrdiff_t i = 0; i < n; i++)                                               \
                 if (REFNET_IN_BAND(z[i], low, high))                                        \
-                    out[i] = refnet_times_exp(g[i], -(s) * fabs(z[i]), extra);              \
+                    out[i] = REFNET_QUIET(refnet_times_exp(g[i], -(s) * fabs(z[i]), extra)); \
     }
 #define REFNET_EXP_SHIFTED(name, T, attr)                                                   \
     attr static void name(const T* z, double shift, double* out,         \
@@ -493,9 +495,9 @@ typedef struct {
     REFNET_UNARY(refnet_tanh_derivative_f_##suffix, float, refnet_tanh_derivative_f32_of, attr) \
     REFNET_UNARY(refnet_tanh_derivative_d_##suffix, double, refnet_tanh_derivative_of, attr) \
     REFNET_BINARY(refnet_sigmoid_backward_f_##suffix, float, refnet_sigmoid_derivative_f32_of, attr) \
-    REFNET_BACKWARD_TAILS(refnet_sigmoid_backward_d_##suffix, refnet_sigmoid_derivative_of, 708.0, 1454.0, 1.0, 0, attr) \
+    REFNET_BACKWARD_TAILS(refnet_sigmoid_backward_d_##suffix, refnet_sigmoid_derivative_of, 708.0, 1455.0, 1.0, 0, attr) \
     REFNET_BINARY(refnet_tanh_backward_f_##suffix, float, refnet_tanh_derivative_f32_of, attr) \
-    REFNET_BACKWARD_TAILS(refnet_tanh_backward_d_##suffix, refnet_tanh_derivative_of, 354.0, 727.0, 2.0, 2, attr) \
+    REFNET_BACKWARD_TAILS(refnet_tanh_backward_d_##suffix, refnet_tanh_derivative_of, 354.0, 728.2, 2.0, 2, attr) \
     REFNET_EXP_SHIFTED(refnet_exp_shifted_f_##suffix, float, attr)                          \
     REFNET_EXP_SHIFTED(refnet_exp_shifted_d_##suffix, double, attr)                         \
     REFNET_ADAM_ALL(F, f, suffix, attr)                                                     \

@@ -183,8 +183,8 @@ def _backward_oracle(name, g, z):
 
 
 # Where f'(z) is subnormal in float64 (|z| > 708.4 for sigma', > 354.2 for sech^2) but g f'(z)
-# is not, for |g| up to the largest float64: |z| up to 1454 (sigma') or 727 (sech^2).
-_SUBNORMAL_DERIVATIVE = {"sigmoid_backward": (708.0, 1454.0), "tanh_backward": (354.0, 727.0)}
+# is not, for |g| up to the largest float64: |z| up to 1454.92 (sigma') or 728.15 (sech^2).
+_SUBNORMAL_DERIVATIVE = {"sigmoid_backward": (708.0, 1454.9), "tanh_backward": (354.0, 728.15)}
 
 
 @pytest.mark.parametrize("backend", ["compiled", "reference"])
@@ -216,6 +216,19 @@ def test_backward_keeps_g_times_a_subnormal_derivative(name, backend, magnitude,
             getattr(refnet, name)(inputs["g"], inputs["z"], out=inputs[which])
             np.testing.assert_array_equal(inputs[which], apart)
     assert apart[-1] == got[0]
+
+
+def test_a_nan_gradient_in_the_band_gives_numpys_nan():
+    """Review: the band's scaling passed a NaN gradient's sign and payload through, where every
+    other compiled backward result that is NaN is np.nan; and just past the band's first upper
+    limits the largest gradient still gave 0 for a nonzero subnormal product."""
+    negative_nan = -np.float64(np.nan)
+    for name, z in (("sigmoid_backward", 800.0), ("tanh_backward", 400.0)):
+        got = getattr(refnet, name)(np.array([negative_nan]), np.array([z]))
+        assert got.view(np.uint64)[0] == np.array([np.nan]).view(np.uint64)[0]
+    largest = np.finfo(np.float64).max
+    assert refnet.sigmoid_backward(np.array([largest]), np.array([1454.9]))[0] == np.finfo(np.float64).smallest_subnormal
+    assert refnet.tanh_backward(np.array([largest]), np.array([727.5]))[0] > 0
 
 
 # --- the same bits on every instruction set ------------------------------------------

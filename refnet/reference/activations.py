@@ -168,7 +168,7 @@ def sigmoid_backward(grad_output, z, out):
     The input rather than the output :math:`a = \sigma(z)` is taken because
     :math:`\sigma'` cannot be recovered accurately from a rounded :math:`a`
     (see :func:`sigmoid_derivative`).  In float64, where :math:`\sigma'(z)` is
-    subnormal (:math:`708 < |z| < 1454`), the product is formed as
+    subnormal (:math:`708 < |z| < 1455`), the product is formed as
     :math:`g e^{-|z|}` without first rounding :math:`e^{-|z|}` to a few bits.
 
     Parameters
@@ -193,8 +193,9 @@ def sigmoid_backward(grad_output, z, out):
     return out
 
 
-# |z| where e^-|z| is below 2^-1021 (subnormal σ') and g e^-|z| above 2^-1075 for some float64 g.
-_SIGMOID_TAILS = (708.0, 1454.0)
+# |z| where e^-|z| is below 2^-1021 (subnormal σ') and g e^-|z| reaches half the smallest
+# subnormal, 2^-1075, for some float64 g: up to ln(max) + 1075 ln 2 = 1454.92.
+_SIGMOID_TAILS = (708.0, 1455.0)
 
 
 def tanh(z, out):
@@ -249,7 +250,7 @@ def tanh_backward(grad_output, z, out):
 
     .. math:: \frac{\partial L}{\partial z} = \frac{\partial L}{\partial a}\,\operatorname{sech}^2 z
 
-    In float64, where :math:`\operatorname{sech}^2 z` is subnormal (:math:`354 < |z| < 727`),
+    In float64, where :math:`\operatorname{sech}^2 z` is subnormal (:math:`354 < |z| < 728.2`),
     the product is formed as :math:`4 g e^{-2|z|}` without first rounding the derivative.
 
     Parameters
@@ -273,8 +274,8 @@ def tanh_backward(grad_output, z, out):
     return out
 
 
-# Half of _SIGMOID_TAILS: sech^2 z = 4 e^-2|z| (1 + ...).
-_TANH_TAILS = (354.0, 727.0)
+# sech^2 z = 4 e^-2|z| (1 + ...): from half of 708 up to (ln(4 max) + 1075 ln 2) / 2 = 728.15.
+_TANH_TAILS = (354.0, 728.2)
 
 
 def _sech_squared(z):
